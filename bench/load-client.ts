@@ -1,0 +1,53 @@
+// A minimal control-protocol client for load generation: raw frames, request ids, one promise per
+// request. Deliberately independent of src/client so the bench measures the tracker, not our client.
+
+import { connect } from 'node:net'
+import type { Socket } from 'node:net'
+import { FrameDecoder, encodeFrame } from '../src/protocol/frame.ts'
+import { MAX_FRAME_BYTES } from '../src/protocol/control.ts'
+
+export interface Reply { ok: boolean, result?: any, error?: { code: string, message: string } }
+
+export class LoadConnection {
+  readonly socket: Socket
+  #decoder = new FrameDecoder(MAX_FRAME_BYTES)
+  #nextId = 1
+  #pending = new Map<number, (r: Reply) => void>()
+
+  private constructor (socket: Socket) {
+    this.socket = socket
+    socket.on('data', (chunk: Buffer) => {
+      for (const body of this.#decoder.push(chunk)) {
+        const msg = JSON.parse(body.toString('utf8'))
+        if (typeof msg.id !== 'number') continue // pushed event
+        const resolve = this.#pending.get(msg.id)
+        this.#pending.delete(msg.id)
+        resolve?.(msg)
+      }
+    })
+    socket.on('close', () => {
+      for (const resolve of this.#pending.values()) resolve({ ok: false, error: { code: 'CLOSED', message: 'connection closed' } })
+      this.#pending.clear()
+    })
+  }
+
+  static open (host: string, port: number): Promise<LoadConnection> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host, port, noDelay: true })
+      s.once('connect', () => { s.off('error', reject); s.on('error', () => {}); resolve(new LoadConnection(s)) })
+      s.once('error', reject)
+    })
+  }
+
+  request (op: string, args: Record<string, unknown> = {}): Promise<Reply> {
+    const id = this.#nextId++
+    return new Promise((resolve) => {
+      this.#pending.set(id, resolve)
+      this.socket.write(encodeFrame(Buffer.from(JSON.stringify({ id, op, args }))))
+    })
+  }
+
+  close (): void {
+    this.socket.destroy()
+  }
+}

@@ -1,0 +1,150 @@
+// Load generator process for `npm run bench:tracker`: opens N authenticated connections to a tracker
+// and runs a closed loop (one request in flight per connection) with a realistic read/write mix for a
+// fixed time. Prints one JSON line with its figures on stdout.
+//   node bench/tracker-load.ts --host H --port P --connections N --seconds S [--echo]
+
+import { randomBytes, randomInt } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { LoadConnection } from './load-client.ts'
+import type { Reply } from './load-client.ts'
+import { PIECE_BYTES, SHA1_BYTES, pieceCount } from '../src/protocol/file-meta.ts'
+
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string' },
+    connections: { type: 'string', default: '100' },
+    seconds: { type: 'string', default: '10' },
+    echo: { type: 'boolean', default: false },
+    users: { type: 'string', default: '100' },
+    groups: { type: 'string', default: '10' },
+  },
+})
+const host = values.host
+const port = Number(values.port)
+const n = Number(values.connections)
+const seconds = Number(values.seconds)
+const GROUPS = Number(values.groups)
+const FILES_PER_GROUP = 20
+const runId = randomBytes(3).toString('hex')
+
+/** Runs `fn` over items with at most `limit` at once. */
+async function pool<T> (items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) { const i = next++; await fn(items[i]!, i) }
+  }))
+}
+
+function must (r: Reply, what: string): Reply {
+  if (!r.ok) throw new Error(`${what}: ${r.error?.code} ${r.error?.message}`)
+  return r
+}
+
+function fakeMeta (name: string): Record<string, unknown> {
+  const size = 10 * 1024 * 1024 + randomInt(PIECE_BYTES)
+  return {
+    name,
+    size,
+    pieceBytes: PIECE_BYTES,
+    pieceHashes: randomBytes(pieceCount(size) * SHA1_BYTES).toString('base64'),
+    fileHash: randomBytes(SHA1_BYTES).toString('hex'),
+  }
+}
+
+interface Worker { conn: LoadConnection, user: string, group: string, uploaded: string | null, made: number }
+
+async function setup (): Promise<Worker[]> {
+  const conns: LoadConnection[] = []
+  await pool(Array.from({ length: n }), 100, async (_x, i) => { conns[i] = await LoadConnection.open(host, port) })
+  await pool(conns, 200, async (c, i) => {
+    must(await c.request('hello', { version: 1, clientId: randomBytes(16).toString('hex'), peerAddr: `127.0.0.1:${20000 + i}` }), 'hello')
+  })
+  if (values.echo) return conns.map((conn) => ({ conn, user: '', group: '', uploaded: null, made: 0 }))
+
+  const userCount = Math.min(n, Number(values.users))
+  const users = Array.from({ length: userCount }, (_x, i) => `b${runId}u${i}`)
+  const groups = Array.from({ length: GROUPS }, (_x, i) => `b${runId}g${i}`)
+  await pool(users, 8, async (u, i) => { must(await conns[i]!.request('create_user', { userId: u, password: 'benchpass' }), 'create_user') })
+  // every connection logs in (each its own client identity); users are shared between connections
+  await pool(conns, 8, async (c, i) => { must(await c.request('login', { userId: users[i % userCount]!, password: 'benchpass' }), 'login') })
+  const owner = conns[0]!
+  for (const g of groups) must(await owner.request('create_group', { groupId: g }), 'create_group')
+  await pool(users.slice(1), 16, async (_u, k) => {
+    const c = conns[k + 1]!
+    for (const g of groups) must(await c.request('join_group', { groupId: g }), 'join_group')
+  })
+  for (const g of groups) {
+    for (const u of users.slice(1)) must(await owner.request('accept_request', { groupId: g, userId: u }), 'accept_request')
+  }
+  await pool(groups, 4, async (g, gi) => {
+    for (let f = 0; f < FILES_PER_GROUP; f++) {
+      const c = conns[(gi * FILES_PER_GROUP + f) % userCount]!
+      must(await c.request('upload_file', { groupId: g, meta: fakeMeta(`file-${f}.bin`) }), 'upload_file')
+    }
+  })
+  return conns.map((conn, i) => ({ conn, user: users[i % userCount]!, group: groups[i % GROUPS]!, uploaded: null, made: 0 }))
+}
+
+/** One request of the mix: mostly reads, some share registrations and group changes. */
+function nextRequest (w: Worker, i: number): [string, Record<string, unknown>] {
+  if (values.echo) return ['ping', {}]
+  const r = randomInt(1000)
+  if (r < 500) return ['list_files', { groupId: w.group }]
+  if (r < 800) return ['list_groups', {}]
+  if (r < 900) return ['get_file', { groupId: w.group, fileName: `file-${randomInt(FILES_PER_GROUP)}.bin` }]
+  if (r < 960) {
+    if (w.uploaded === null) {
+      w.uploaded = `up-${i}-${w.made++}.bin`
+      return ['upload_file', { groupId: w.group, meta: fakeMeta(w.uploaded) }]
+    }
+    const name = w.uploaded
+    w.uploaded = null
+    return ['stop_share', { groupId: w.group, fileName: name }]
+  }
+  // group change: create a private group, then leave it (which deletes it)
+  const g = `b${runId}x${i}`
+  return w.made++ % 2 === 0 ? ['create_group', { groupId: g }] : ['leave_group', { groupId: g }]
+}
+
+async function run (workers: Worker[]): Promise<void> {
+  const latencies: number[] = []
+  const errors: Record<string, number> = {}
+  let measuring = false
+  let stop = false
+  const warmupMs = 1000
+  const loops = workers.map(async (w, i) => {
+    while (!stop) {
+      const [op, args] = nextRequest(w, i)
+      const t0 = performance.now()
+      const reply = await w.conn.request(op, args)
+      const dt = performance.now() - t0
+      if (!reply.ok) {
+        const key = `${op}:${reply.error?.code}`
+        errors[key] = (errors[key] ?? 0) + 1
+        if (reply.error?.code === 'CLOSED') return
+      }
+      if (measuring) latencies.push(dt)
+    }
+  })
+  await new Promise((resolve) => setTimeout(resolve, warmupMs))
+  measuring = true
+  const t0 = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+  measuring = false
+  const elapsed = (performance.now() - t0) / 1000
+  const count = latencies.length
+  stop = true
+  await Promise.all(loops)
+  const sorted = Float64Array.from(latencies).sort()
+  const q = (p: number): number => sorted[Math.min(count - 1, Math.floor(p * count))] ?? NaN
+  process.stdout.write(JSON.stringify({
+    connections: n, requests: count, seconds: elapsed, rps: count / elapsed,
+    p50ms: q(0.5), p99ms: q(0.99), maxms: sorted[count - 1] ?? NaN, errors,
+  }) + '\n')
+}
+
+const workers = await setup()
+process.stderr.write(`load: ${workers.length} connections ready\n`)
+await run(workers)
+for (const w of workers) w.conn.close()
