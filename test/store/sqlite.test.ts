@@ -1,0 +1,113 @@
+// The SQLite store: the Store contract, plus what only a file can show (kill -9, damaged files,
+// group commit, query plans).
+
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { DatabaseSync } from 'node:sqlite'
+import { describe, it } from 'node:test'
+import { openSqliteStore, SQL } from '../../src/store/sqlite.ts'
+import { APPLICATION_ID } from '../../src/store/sqlite-schema.ts'
+import type { Store } from '../../src/store/store.ts'
+import { tmpDir } from '../helpers/tmp.ts'
+import { storeContract } from './contract.ts'
+
+storeContract('sqlite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'peershare-store-'))
+  const path = join(dir, 'tracker.db')
+  const opened: Store[] = [await openSqliteStore(path)]
+  return {
+    store: opened[0] as Store,
+    reopen: async () => {
+      const store = await openSqliteStore(path)
+      opened.push(store)
+      return store
+    },
+    cleanup: async () => {
+      for (const s of opened) await s.close()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+})
+
+describe('sqlite store', () => {
+  it('keeps every acknowledged write when its process is killed with SIGKILL', async (t) => {
+    const path = join(await tmpDir(t), 'tracker.db')
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'sqlite-writer.ts'), path],
+      { stdio: ['ignore', 'pipe', 'inherit'] })
+    const exited = once(child, 'exit')
+    t.after(() => { child.kill('SIGKILL') })
+    const acked: number[] = []
+    for await (const line of createInterface({ input: child.stdout })) {
+      const m = /^acked (\d+)$/.exec(line)
+      if (m !== null) acked.push(Number(m[1]))
+      if (acked.length === 300) child.kill('SIGKILL')
+    }
+    const [code, signal] = await exited
+    assert.equal(signal, 'SIGKILL', `writer exited on its own (code ${String(code)})`)
+    assert.equal(acked.length >= 300, true)
+
+    const store = await openSqliteStore(path)
+    t.after(() => store.close())
+    for (const n of acked) {
+      assert.deepEqual(await store.getUser(`u${n}`), { userId: `u${n}`, passwordHash: `hash-${n}`, createdAt: n })
+      if (n % 5 === 0) assert.equal((await store.getGroup(`g${n}`))?.owner, `u${n}`)
+    }
+  })
+
+  it('refuses a file that is not a database with a clear error', async (t) => {
+    const path = join(await tmpDir(t), 'tracker.db')
+    await writeFile(path, 'this is a text file, not a database\n'.repeat(200))
+    await assert.rejects(openSqliteStore(path), { code: 'STORE_UNAVAILABLE', message: /tracker\.db is not a database/ })
+  })
+
+  it('refuses a SQLite database of another program and one from a newer peershare', async (t) => {
+    const dir = await tmpDir(t)
+    const foreign = new DatabaseSync(join(dir, 'other.db'))
+    foreign.exec('CREATE TABLE notes (body TEXT)')
+    foreign.close()
+    await assert.rejects(openSqliteStore(join(dir, 'other.db')), { code: 'STORE_UNAVAILABLE', message: /some other program/ })
+    const newer = new DatabaseSync(join(dir, 'newer.db'))
+    newer.exec(`PRAGMA application_id = ${APPLICATION_ID}; PRAGMA user_version = 999`)
+    newer.close()
+    await assert.rejects(openSqliteStore(join(dir, 'newer.db')), { code: 'STORE_UNAVAILABLE', message: /newer peershare/ })
+  })
+
+  it('covers many concurrent writes with one or two fsyncs', async (t) => {
+    const store = await openSqliteStore(join(await tmpDir(t), 'tracker.db'))
+    t.after(() => store.close())
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.createUser({ userId: `u${i}`, passwordHash: 'h', createdAt: i })))
+    const { syncs, waits } = store.durabilityStats
+    assert.equal(waits, 100)
+    assert.ok(syncs >= 1 && syncs <= 2, `${syncs} fsyncs for 100 concurrent writes`)
+  })
+
+  it('keeps the -wal file while open and refuses calls after close', async (t) => {
+    const path = join(await tmpDir(t), 'tracker.db')
+    const store = await openSqliteStore(path)
+    await store.createUser({ userId: 'alice', passwordHash: 'h', createdAt: 1 })
+    assert.ok(existsSync(`${path}-wal`))
+    await store.close()
+    await assert.rejects(store.getUser('alice'), { code: 'STORE_UNAVAILABLE' })
+    await assert.rejects(store.createUser({ userId: 'bob', passwordHash: 'h', createdAt: 1 }), { code: 'STORE_UNAVAILABLE' })
+  })
+
+  it('answers every lookup from an index (only listGroups walks its table)', async (t) => {
+    const path = join(await tmpDir(t), 'tracker.db')
+    const store = await openSqliteStore(path)
+    t.after(() => store.close())
+    const db = new DatabaseSync(path, { readOnly: true })
+    t.after(() => db.close())
+    for (const [name, sql] of Object.entries(SQL)) {
+      if (sql.startsWith('INSERT')) continue
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail)
+      const scans = plan.filter((d) => d.startsWith('SCAN') && !(name === 'listGroups' && d === 'SCAN g'))
+      assert.deepEqual(scans, [], `${name}: ${plan.join('; ')}`)
+    }
+  })
+})
