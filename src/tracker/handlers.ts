@@ -1,0 +1,290 @@
+// One function per control operation: check the session → group rules (groups.ts) → store → result.
+// Arguments arrive validated (protocol/control.ts); the connection's state (hello, session) and
+// presence bookkeeping belong to server.ts, which hands them in as a HandlerContext.
+// Every store call goes through withDeadline (STORE_UNAVAILABLE instead of hanging).
+
+import { PeershareError } from '../common/errors.ts'
+import type { ErrorCode } from '../common/errors.ts'
+import { PROTOCOL_VERSION } from '../protocol/control.ts'
+import type { FileListing, GroupListing, Holder, Op, OpArgs, OpResults } from '../protocol/control.ts'
+import { encodeFileMeta, fileId, pieceCount } from '../protocol/file-meta.ts'
+import { hashPassword, verifyDummy, verifyPassword } from '../security/passwords.ts'
+import type { GroupRecord, Store } from '../store/store.ts'
+import { withDeadline } from './deadline.ts'
+import { decideLeave, requireCanRequest, requireMember, requireOwner } from './groups.ts'
+import { issueSession, revokeSession, verifySession } from './sessions.ts'
+
+/** What a connection knows about its client. Mutated by hello, login, resume and logout. */
+export interface ConnectionState {
+  clientId: string | undefined
+  peerAddr: string | undefined
+  session: { userId: string, tokenHash: string } | undefined
+}
+
+export interface HandlerContext {
+  store: Store
+  trackerNo: number
+  conn: ConnectionState
+  now (): number
+  /** Records that this connection now holds the presence of its client (after login/resume). */
+  claimPresence (userId: string): Promise<void>
+  /** Drops the presence if this connection holds it (logout). */
+  releasePresence (): Promise<void>
+}
+
+type Handler<O extends Op> = (ctx: HandlerContext, args: OpArgs[O]) => Promise<OpResults[O]>
+
+const NOT_LOGGED_IN = 'not logged in: login <user_id> <passwd> first, or create_user'
+
+function userOf (ctx: HandlerContext): string {
+  if (ctx.conn.session === undefined) throw new PeershareError('NOT_LOGGED_IN', NOT_LOGGED_IN)
+  return ctx.conn.session.userId
+}
+
+/** The client sharing on behalf of the logged-in user: hello's clientId. */
+function sharerOf (ctx: HandlerContext): { userId: string, clientId: string } {
+  return { userId: userOf(ctx), clientId: ctx.conn.clientId! }
+}
+
+/** Rewrites store errors of the given codes into messages that say what to do; other errors pass. */
+async function explain<T> (work: Promise<T>, messages: Partial<Record<ErrorCode, string>>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    const message = err instanceof PeershareError ? messages[err.code] : undefined
+    if (message !== undefined) throw new PeershareError((err as PeershareError).code, message, { cause: err })
+    throw err
+  }
+}
+
+async function groupOf (ctx: HandlerContext, groupId: string): Promise<GroupRecord> {
+  const group = await withDeadline((o) => ctx.store.getGroup(groupId, o))
+  if (group === undefined) throw new PeershareError('NOT_FOUND', `group ${groupId} does not exist: list_groups shows the groups`)
+  return group
+}
+
+const hello: Handler<'hello'> = async (ctx, args) => {
+  // no await before the state change: frames pipelined right after hello already see it
+  if (ctx.conn.clientId !== undefined) throw new PeershareError('PROTOCOL', 'hello was already received on this connection')
+  if (args.version !== PROTOCOL_VERSION) {
+    throw new PeershareError('PROTOCOL', `this tracker speaks protocol version ${PROTOCOL_VERSION}, the client ${args.version}: use matching versions`)
+  }
+  ctx.conn.clientId = args.clientId
+  ctx.conn.peerAddr = args.peerAddr
+  return { version: PROTOCOL_VERSION, trackerNo: ctx.trackerNo }
+}
+
+const ping: Handler<'ping'> = async () => ({})
+
+const createUser: Handler<'create_user'> = async (ctx, args) => {
+  const passwordHash = await hashPassword(args.password)
+  await explain(withDeadline((o) => ctx.store.createUser({ userId: args.userId, passwordHash, createdAt: ctx.now() }, o)), {
+    EXISTS: `user ${args.userId} already exists: choose another user id, or login`,
+  })
+  return { userId: args.userId }
+}
+
+function requireLoggedOut (ctx: HandlerContext): void {
+  const s = ctx.conn.session
+  if (s !== undefined) throw new PeershareError('ALREADY_LOGGED_IN', `already logged in as ${s.userId}: logout first`)
+}
+
+const login: Handler<'login'> = async (ctx, args) => {
+  requireLoggedOut(ctx)
+  const user = await withDeadline((o) => ctx.store.getUser(args.userId, o))
+  // unknown user and wrong password: same message, same time (verifyDummy costs one real verification)
+  const ok = user === undefined ? await verifyDummy(args.password) : await verifyPassword(args.password, user.passwordHash)
+  if (!ok) throw new PeershareError('BAD_PASSWORD', 'wrong user id or password')
+  requireLoggedOut(ctx) // still true after the awaits: server.ts runs session ops one at a time
+  const { token, record } = await withDeadline((o) => issueSession(ctx.store, args.userId, ctx.conn.clientId!, ctx.now(), o))
+  ctx.conn.session = { userId: args.userId, tokenHash: record.tokenHash }
+  // login does not reactivate shares: the client re-verifies its files, then calls reshare
+  await ctx.claimPresence(args.userId)
+  return { userId: args.userId, token }
+}
+
+const resume: Handler<'resume'> = async (ctx, args) => {
+  requireLoggedOut(ctx)
+  const record = await withDeadline((o) => verifySession(ctx.store, args.token, ctx.conn.clientId!, ctx.now(), o))
+  ctx.conn.session = { userId: record.userId, tokenHash: record.tokenHash }
+  await ctx.claimPresence(record.userId)
+  return { userId: record.userId }
+}
+
+const logout: Handler<'logout'> = async (ctx) => {
+  const sharer = sharerOf(ctx)
+  const { tokenHash } = ctx.conn.session!
+  // shares first: if the store fails midway the client is still logged in and can retry logout
+  await withDeadline((o) => ctx.store.setSharesActive(sharer, false, o))
+  await withDeadline((o) => revokeSession(ctx.store, tokenHash, o))
+  ctx.conn.session = undefined
+  await ctx.releasePresence()
+  return { userId: sharer.userId }
+}
+
+const createGroup: Handler<'create_group'> = async (ctx, args) => {
+  const userId = userOf(ctx)
+  await explain(withDeadline((o) => ctx.store.createGroup(args.groupId, userId, ctx.now(), o)), {
+    EXISTS: `group ${args.groupId} already exists: choose another group id, or join_group ${args.groupId}`,
+  })
+  return { groupId: args.groupId }
+}
+
+const joinGroup: Handler<'join_group'> = async (ctx, args) => {
+  const userId = userOf(ctx)
+  requireCanRequest(await groupOf(ctx, args.groupId), userId)
+  // the store re-checks atomically: the group may go, or the user be accepted, meanwhile
+  await explain(withDeadline((o) => ctx.store.addRequest(args.groupId, userId, ctx.now(), o)), {
+    EXISTS: `you already asked to join ${args.groupId}: wait for the owner to accept`,
+    ALREADY_MEMBER: `you are already a member of ${args.groupId}`,
+    NOT_FOUND: `group ${args.groupId} does not exist: list_groups shows the groups`,
+  })
+  return { groupId: args.groupId, status: 'requested' }
+}
+
+const leaveGroup: Handler<'leave_group'> = async (ctx, args) => {
+  const userId = userOf(ctx)
+  decideLeave(await groupOf(ctx, args.groupId), userId) // NOT_MEMBER with a clear message
+  const out = await withDeadline((o) => ctx.store.leaveGroup(args.groupId, userId, o))
+  return { groupId: args.groupId, newOwner: out.newOwner, groupDeleted: out.groupDeleted }
+}
+
+const listRequests: Handler<'list_requests'> = async (ctx, args) => {
+  requireOwner(await groupOf(ctx, args.groupId), userOf(ctx))
+  const requests = await withDeadline((o) => ctx.store.listRequests(args.groupId, o))
+  return { groupId: args.groupId, requests: requests.map((r) => ({ userId: r.userId, requestedAt: r.requestedAt })) }
+}
+
+const acceptRequest: Handler<'accept_request'> = async (ctx, args) => {
+  requireOwner(await groupOf(ctx, args.groupId), userOf(ctx))
+  await explain(withDeadline((o) => ctx.store.acceptRequest(args.groupId, args.userId, ctx.now(), o)), {
+    NOT_FOUND: `${args.userId} has not asked to join ${args.groupId}: list_requests ${args.groupId} shows who has`,
+  })
+  return { groupId: args.groupId, userId: args.userId }
+}
+
+const rejectRequest: Handler<'reject_request'> = async (ctx, args) => {
+  requireOwner(await groupOf(ctx, args.groupId), userOf(ctx))
+  await explain(withDeadline((o) => ctx.store.rejectRequest(args.groupId, args.userId, o)), {
+    NOT_FOUND: `${args.userId} has not asked to join ${args.groupId}: list_requests ${args.groupId} shows who has`,
+  })
+  return { groupId: args.groupId, userId: args.userId }
+}
+
+const listGroups: Handler<'list_groups'> = async (ctx) => {
+  const userId = userOf(ctx)
+  const [groups, mine] = await Promise.all([
+    withDeadline((o) => ctx.store.listGroups(o)),
+    withDeadline((o) => ctx.store.membershipsOf(userId, o)),
+  ])
+  const member = new Set(mine.member)
+  const pending = new Set(mine.pending)
+  const out: GroupListing[] = groups.map((g) => ({
+    groupId: g.groupId,
+    owner: g.owner,
+    members: g.memberCount,
+    role: g.owner === userId ? 'owner' : member.has(g.groupId) ? 'member' : pending.has(g.groupId) ? 'pending' : 'none',
+  }))
+  out.sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))
+  return { groups: out }
+}
+
+const listFiles: Handler<'list_files'> = async (ctx, args) => {
+  requireMember(await groupOf(ctx, args.groupId), userOf(ctx))
+  const files = await withDeadline((o) => ctx.store.listFiles(args.groupId, o))
+  const clientIds = new Set<string>()
+  for (const f of files) for (const s of f.sharers) if (s.active) clientIds.add(s.clientId)
+  const presence = await withDeadline((o) => ctx.store.getPresence([...clientIds], o))
+  const out: FileListing[] = files.map((f) => {
+    const online = new Set<string>()
+    for (const s of f.sharers) {
+      // online = an active share from a connected client logged in as that same user
+      if (s.active && presence.get(s.clientId)?.userId === s.userId) online.add(s.userId)
+    }
+    return {
+      name: f.meta.name,
+      fileId: f.fileId,
+      size: f.meta.size,
+      sharers: [...new Set(f.sharers.map((s) => s.userId))].sort(),
+      sharersOnline: online.size,
+    }
+  })
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  return { groupId: args.groupId, files: out }
+}
+
+const uploadFile: Handler<'upload_file'> = async (ctx, args) => {
+  const sharer = sharerOf(ctx)
+  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  const id = fileId(args.meta)
+  const existing = await withDeadline((o) => ctx.store.getFile(args.groupId, args.meta.name, o))
+  const alreadyShared = existing !== undefined && existing.fileId === id &&
+    existing.sharers.some((s) => s.userId === sharer.userId && s.clientId === sharer.clientId)
+  await explain(withDeadline((o) => ctx.store.addShare(args.groupId, id, args.meta, sharer, ctx.now(), o)), {
+    EXISTS: `a different file named ${args.meta.name} is already shared in ${args.groupId}: rename yours to share it`,
+  })
+  return {
+    groupId: args.groupId,
+    name: args.meta.name,
+    fileId: id,
+    size: args.meta.size,
+    pieces: pieceCount(args.meta.size, args.meta.pieceBytes),
+    alreadyShared,
+  }
+}
+
+const stopShare: Handler<'stop_share'> = async (ctx, args) => {
+  const sharer = sharerOf(ctx)
+  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  const out = await explain(withDeadline((o) => ctx.store.removeShare(args.groupId, args.fileName, sharer, o)), {
+    NOT_FOUND: `you do not share ${args.fileName} in ${args.groupId}`,
+  })
+  return { groupId: args.groupId, name: args.fileName, fileRemoved: out.fileRemoved }
+}
+
+const reshare: Handler<'reshare'> = async (ctx, args) => {
+  const sharer = sharerOf(ctx)
+  // shares in groups the user has left were removed with the membership: they come back as `gone`
+  return await withDeadline((o) => ctx.store.reactivateShares(sharer, args.shares, o))
+}
+
+const getFile: Handler<'get_file'> = async (ctx, args) => {
+  const sharer = sharerOf(ctx)
+  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  const file = await withDeadline((o) => ctx.store.getFile(args.groupId, args.fileName, o))
+  if (file === undefined) {
+    throw new PeershareError('NOT_FOUND', `no file named ${args.fileName} in ${args.groupId}: list_files ${args.groupId} shows the files`)
+  }
+  const candidates = file.sharers.filter((s) => s.active && s.clientId !== sharer.clientId)
+  const presence = await withDeadline((o) => ctx.store.getPresence(candidates.map((s) => s.clientId), o))
+  const holders: Holder[] = []
+  for (const s of candidates) {
+    const p = presence.get(s.clientId)
+    if (p !== undefined && p.userId === s.userId) holders.push({ userId: s.userId, peerAddr: p.peerAddr })
+  }
+  return { groupId: args.groupId, fileId: file.fileId, meta: encodeFileMeta(file.meta), holders }
+}
+
+export const handlers: { [O in Op]: Handler<O> } = {
+  hello,
+  ping,
+  create_user: createUser,
+  login,
+  resume,
+  logout,
+  create_group: createGroup,
+  join_group: joinGroup,
+  leave_group: leaveGroup,
+  list_requests: listRequests,
+  accept_request: acceptRequest,
+  reject_request: rejectRequest,
+  list_groups: listGroups,
+  list_files: listFiles,
+  upload_file: uploadFile,
+  stop_share: stopShare,
+  reshare,
+  get_file: getFile,
+}
+
+/** Operations that change the connection's session: server.ts runs them one at a time per connection. */
+export const SESSION_OPS: ReadonlySet<Op> = new Set(['login', 'resume', 'logout'])

@@ -1,0 +1,136 @@
+// `peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store sqlite] [--verbose]`:
+// parses the arguments, prepares the data directory, opens the store, listens on the address the
+// trackers file gives this tracker, prints one ready line on stdout, and stops cleanly on SIGINT/SIGTERM.
+
+import { mkdir, readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { PeershareError } from '../common/errors.ts'
+import { createLog, setLogLevel } from '../common/log.ts'
+import { parseTrackerInfo } from '../common/tracker-info.ts'
+import type { TrackerAddress } from '../common/tracker-info.ts'
+import { openSqliteStore } from '../store/sqlite.ts'
+import type { Store } from '../store/store.ts'
+import { startTrackerServer } from './server.ts'
+
+const log = createLog('tracker')
+
+export const TRACKER_USAGE = 'usage: peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store sqlite] [--verbose]'
+
+/** A mistake in the command line: exit code 2 and the usage line. */
+class UsageError extends Error {}
+
+export interface TrackerConfig {
+  infoFile: string
+  trackerNo: number
+  dataDir: string
+  store: 'sqlite'
+  verbose: boolean
+}
+
+export function parseTrackerArgs (argv: string[]): TrackerConfig {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'data-dir': { type: 'string' },
+        store: { type: 'string', default: 'sqlite' },
+        verbose: { type: 'boolean', short: 'v', default: false },
+      },
+    })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  const { values, positionals } = parsed
+  if (positionals.length !== 2) throw new UsageError(`expected 2 arguments, got ${positionals.length}`)
+  const [infoFile, noText] = positionals as [string, string]
+  if (!/^[1-9]\d{0,5}$/.test(noText)) throw new UsageError(`tracker_no must be a number from 1, got '${noText.slice(0, 20)}'`)
+  const trackerNo = Number(noText)
+  if (values.store === 'etcd') throw new UsageError('etcd store not available yet: use --store sqlite')
+  if (values.store !== 'sqlite') throw new UsageError(`unknown store '${values.store}': use --store sqlite`)
+  const dataDir = values['data-dir'] ?? join('data', `tracker-${trackerNo}`)
+  return { infoFile, trackerNo, dataDir: resolve(dataDir), store: 'sqlite', verbose: values.verbose }
+}
+
+async function trackerAddress (infoFile: string, trackerNo: number): Promise<TrackerAddress> {
+  let text: string
+  try {
+    text = await readFile(infoFile, 'utf8')
+  } catch (err) {
+    throw new UsageError(`cannot read the trackers file ${infoFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  let trackers: TrackerAddress[]
+  try {
+    trackers = parseTrackerInfo(text, infoFile)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  const me = trackers[trackerNo - 1]
+  if (me === undefined) {
+    throw new UsageError(`tracker_no ${trackerNo} is not in ${infoFile}: it lists ${trackers.length} tracker(s), numbered from 1`)
+  }
+  return me
+}
+
+/**
+ * Runs a tracker until SIGINT/SIGTERM (argv: the arguments after `tracker`). Never throws: errors
+ * are printed on stderr and set process.exitCode (2 for usage errors, 1 otherwise).
+ */
+export async function runTracker (argv: string[]): Promise<void> {
+  try {
+    await serve(parseTrackerArgs(argv))
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`peershare tracker: ${err.message}\n${TRACKER_USAGE}\n`)
+      process.exitCode = 2
+    } else if (err instanceof PeershareError && err.code !== 'INTERNAL') {
+      process.stderr.write(`peershare tracker: ${err.message}\n`)
+      process.exitCode = 1
+    } else {
+      log.error('tracker failed', { err })
+      process.stderr.write('peershare tracker: internal error (run with --verbose for details)\n')
+      process.exitCode = 1
+    }
+  }
+}
+
+async function serve (config: TrackerConfig): Promise<void> {
+  if (config.verbose) setLogLevel('debug')
+  const me = await trackerAddress(config.infoFile, config.trackerNo)
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  const storePath = join(config.dataDir, 'tracker.sqlite')
+  let store: Store
+  try {
+    store = await openSqliteStore(storePath)
+  } catch (err) {
+    if (err instanceof PeershareError) throw err
+    throw new PeershareError('UNAVAILABLE', `cannot open the store ${storePath}: ${(err as Error).message}`, { cause: err })
+  }
+  // signals are caught before listening, so a SIGTERM right after the ready line still closes cleanly
+  const stop = Promise.withResolvers<string>()
+  const onSignal = (signal: string): void => stop.resolve(signal)
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    const server = await startTrackerServer({ store, trackerNo: config.trackerNo, host: me.host, port: me.port })
+    try {
+      process.stdout.write(`tracker ${config.trackerNo} listening on ${formatHost(server.address.host)}:${server.address.port}\n`)
+      log.info('ready', { dataDir: config.dataDir, store: storePath })
+      const signal = await stop.promise
+      log.info('stopping', { signal })
+    } finally {
+      await server.close()
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await store.close()
+  }
+}
+
+function formatHost (host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}

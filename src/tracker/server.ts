@@ -1,0 +1,280 @@
+// The tracker's network side: accepts connections (security/transport.ts) and runs one
+// ControlConnection per socket: frames → decodeRequest → handlers.ts → replies, in completion order.
+// Owns the per-connection limits (frame size, requests in flight, unread replies, hello deadline) and
+// presence bookkeeping (which connection holds a client's presence). Knows nothing of the ops' meaning.
+
+import type net from 'node:net'
+import { PeershareError, toPeershareError } from '../common/errors.ts'
+import { createLog } from '../common/log.ts'
+import {
+  MAX_FRAME_BYTES, MAX_UNAUTH_FRAME_BYTES, UNAUTHENTICATED_OPS, decodeRequest, encodeMessage, errorResponse, peekRequestId,
+} from '../protocol/control.ts'
+import type { ControlRequest, ControlResponse } from '../protocol/control.ts'
+import { FrameDecoder, encodeFrame } from '../protocol/frame.ts'
+import { primeDummyHash } from '../security/passwords.ts'
+import { listen } from '../security/transport.ts'
+import type { Store } from '../store/store.ts'
+import { withDeadline } from './deadline.ts'
+import { SESSION_OPS, handlers } from './handlers.ts'
+import type { ConnectionState, HandlerContext } from './handlers.ts'
+
+const log = createLog('tracker:conn')
+
+/** Requests one connection may have in flight; more get BUSY (and reading pauses at the cap). */
+export const MAX_IN_FLIGHT = 32
+/** Replies the client has not read yet beyond this: stop reading its requests until 'drain'. */
+export const MAX_UNREAD_REPLY_BYTES = 1024 * 1024
+/** A connection that has not said hello by then is dropped (it holds a socket for nothing). */
+export const HELLO_TIMEOUT_MS = 10_000
+/** After an error that ends the connection, how long the last reply gets to reach a client that is not reading. */
+const LINGER_MS = 2_000
+// TCP keep-alive so a client that vanished (cable, crash of its host) loses its presence in minutes
+const KEEPALIVE_MS = 30_000
+
+export interface TrackerServerOptions {
+  store: Store
+  trackerNo: number
+  host: string
+  port: number
+  helloTimeoutMs?: number
+  maxInFlight?: number
+  maxUnreadReplyBytes?: number
+  now?: () => number
+}
+
+export interface TrackerServer {
+  readonly address: { host: string, port: number }
+  /** Stops accepting, closes every connection, waits for the requests in flight. Idempotent. */
+  close (): Promise<void>
+}
+
+interface Shared {
+  store: Store
+  trackerNo: number
+  now: () => number
+  helloTimeoutMs: number
+  maxInFlight: number
+  maxUnreadReplyBytes: number
+  /** clientId → the connection whose login/resume put the client's presence up. */
+  presenceHolders: Map<string, ControlConnection>
+  inFlight: Set<Promise<unknown>>
+  stopping: boolean
+}
+
+export async function startTrackerServer (opts: TrackerServerOptions): Promise<TrackerServer> {
+  const shared: Shared = {
+    store: opts.store,
+    trackerNo: opts.trackerNo,
+    now: opts.now ?? Date.now,
+    helloTimeoutMs: opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
+    maxInFlight: opts.maxInFlight ?? MAX_IN_FLIGHT,
+    maxUnreadReplyBytes: opts.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES,
+    presenceHolders: new Map(),
+    inFlight: new Set(),
+    stopping: false,
+  }
+  await primeDummyHash() // the first login of an unknown user must not cost two hashes
+  let nextConnNo = 1
+  const listener = await listen({
+    host: opts.host,
+    port: opts.port,
+    onConnection: (socket) => new ControlConnection(socket, shared, nextConnNo++),
+  })
+  let closing: Promise<void> | undefined
+  return {
+    address: listener.address,
+    close () {
+      closing ??= (async () => {
+        shared.stopping = true // presence is not durable: closing sockets need not tell the store
+        await listener.close()
+        await Promise.allSettled(shared.inFlight)
+      })()
+      return closing
+    },
+  }
+}
+
+class ControlConnection {
+  readonly #socket: net.Socket
+  readonly #shared: Shared
+  readonly #decoder = new FrameDecoder(MAX_UNAUTH_FRAME_BYTES)
+  readonly #state: ConnectionState = { clientId: undefined, peerAddr: undefined, session: undefined }
+  readonly #ctx: HandlerContext
+  readonly #logFields: Record<string, unknown>
+  #inFlight = 0
+  /** login/resume/logout run one at a time, and other ops wait for them: a pipelined request sees the login before it. */
+  #sessionChain: Promise<unknown> = Promise.resolve()
+  #paused = false
+  #waitingDrain = false
+  #ending = false
+  #closed = false
+  #helloTimer: NodeJS.Timeout | undefined
+
+  constructor (socket: net.Socket, shared: Shared, connNo: number) {
+    this.#socket = socket
+    this.#shared = shared
+    this.#logFields = { conn: connNo, remote: `${socket.remoteAddress}:${socket.remotePort}` }
+    this.#ctx = {
+      store: shared.store,
+      trackerNo: shared.trackerNo,
+      conn: this.#state,
+      now: shared.now,
+      claimPresence: (userId) => this.#claimPresence(userId),
+      releasePresence: () => this.#releasePresence(),
+    }
+    socket.setKeepAlive(true, KEEPALIVE_MS)
+    this.#helloTimer = setTimeout(() => {
+      log.info('no hello in time: closing', { ...this.#logFields, ms: shared.helloTimeoutMs })
+      socket.destroy()
+    }, shared.helloTimeoutMs)
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.on('error', (err) => log.debug('socket error', { ...this.#logFields, err }))
+    socket.on('close', () => this.#onClose())
+    log.debug('connected', this.#logFields)
+  }
+
+  #onData (chunk: Buffer): void {
+    if (this.#ending) return
+    let frames: Buffer[]
+    try {
+      frames = this.#decoder.push(chunk)
+    } catch (err) {
+      this.#drop('bad framing', err)
+      return
+    }
+    for (const body of frames) {
+      if (this.#ending) return
+      this.#onFrame(body)
+    }
+  }
+
+  #onFrame (body: Buffer): void {
+    let req: ControlRequest
+    try {
+      req = decodeRequest(body)
+    } catch (err) {
+      const id = peekRequestId(body)
+      if (id === undefined) {
+        this.#drop('unusable request', err)
+      } else {
+        // bad op or arguments with a usable id: say so and carry on (before hello: say so and end)
+        this.#send(errorResponse(id, toPeershareError(err)))
+        if (this.#state.clientId === undefined) this.#end('bad request before hello')
+      }
+      return
+    }
+    if (this.#state.clientId === undefined && req.op !== 'hello') {
+      this.#send(errorResponse(req.id, new PeershareError('PROTOCOL', 'the first request must be hello')))
+      this.#end(`${req.op} before hello`)
+      return
+    }
+    if (this.#inFlight >= this.#shared.maxInFlight) {
+      this.#send(errorResponse(req.id, new PeershareError('BUSY', `more than ${this.#shared.maxInFlight} requests in flight: wait for replies`)))
+      return
+    }
+    this.#run(req)
+  }
+
+  #run (req: ControlRequest): void {
+    const handler = handlers[req.op] as (ctx: HandlerContext, args: unknown) => Promise<unknown>
+    let work: Promise<unknown>
+    if (SESSION_OPS.has(req.op)) {
+      work = this.#sessionChain.then(() => handler(this.#ctx, req.args))
+      this.#sessionChain = work.catch(() => {})
+    } else if (UNAUTHENTICATED_OPS.has(req.op)) {
+      work = handler(this.#ctx, req.args) // hello changes the state synchronously, before its first await
+    } else {
+      work = this.#sessionChain.then(() => handler(this.#ctx, req.args))
+    }
+    if (this.#state.clientId !== undefined) clearTimeout(this.#helloTimer)
+    this.#inFlight++
+    this.#updateFlow()
+    const done = work.then(
+      (result) => this.#send({ id: req.id, ok: true, result }),
+      (err: unknown) => this.#fail(req, err),
+    ).finally(() => {
+      this.#inFlight--
+      this.#shared.inFlight.delete(done)
+      // authenticated connections may send big frames (upload_file metadata), others only small ones
+      this.#decoder.maxFrameBytes = this.#state.session === undefined ? MAX_UNAUTH_FRAME_BYTES : MAX_FRAME_BYTES
+      this.#updateFlow()
+    })
+    this.#shared.inFlight.add(done)
+  }
+
+  #fail (req: ControlRequest, err: unknown): void {
+    const e = toPeershareError(err)
+    if (e.code === 'INTERNAL') log.error('request failed', { ...this.#logFields, op: req.op, err })
+    else log.debug('request refused', { ...this.#logFields, op: req.op, code: e.code })
+    this.#send(errorResponse(req.id, e))
+    if (e.code === 'PROTOCOL') this.#end(e.message)
+  }
+
+  #send (msg: ControlResponse): void {
+    if (this.#ending) return // also true once closed
+    this.#socket.write(encodeFrame(encodeMessage(msg)))
+    this.#updateFlow()
+  }
+
+  /** Reads from the socket only while the connection has room for more work and its client reads its replies. */
+  #updateFlow (): void {
+    if (this.#closed || this.#ending) return
+    const unread = this.#socket.writableLength > this.#shared.maxUnreadReplyBytes
+    const full = this.#inFlight >= this.#shared.maxInFlight
+    if (unread && !this.#waitingDrain) {
+      this.#waitingDrain = true
+      this.#socket.once('drain', () => {
+        this.#waitingDrain = false
+        this.#updateFlow()
+      })
+    }
+    if ((unread || full) && !this.#paused) {
+      this.#paused = true
+      this.#socket.pause()
+      log.debug('paused reading', { ...this.#logFields, unread, full })
+    } else if (!unread && !full && this.#paused) {
+      this.#paused = false
+      this.#socket.resume()
+    }
+  }
+
+  /** Closes at once: the peer broke the framing, nothing it sends can be answered. */
+  #drop (reason: string, err: unknown): void {
+    log.info('dropping connection', { ...this.#logFields, reason, detail: err instanceof Error ? err.message : String(err) })
+    this.#ending = true
+    this.#socket.destroy()
+  }
+
+  /** Stops reading, lets the last reply go out, then closes (destroyed after LINGER_MS if the client does not read). */
+  #end (reason: string): void {
+    if (this.#ending) return
+    log.info('ending connection', { ...this.#logFields, reason })
+    this.#ending = true
+    this.#socket.end()
+    setTimeout(() => this.#socket.destroy(), LINGER_MS).unref()
+  }
+
+  #onClose (): void {
+    this.#closed = true
+    this.#ending = true
+    clearTimeout(this.#helloTimer)
+    log.debug('closed', this.#logFields)
+    if (this.#shared.stopping) return
+    this.#releasePresence().catch((err: unknown) => log.warn('presence down failed', { ...this.#logFields, err }))
+  }
+
+  async #claimPresence (userId: string): Promise<void> {
+    const clientId = this.#state.clientId!
+    if (this.#closed) return // logged in after the client went away: it is not present
+    // the newest connection of a client holds its presence: an older socket closing later must not clear it
+    this.#shared.presenceHolders.set(clientId, this)
+    await withDeadline((o) => this.#shared.store.presenceUp({ clientId, userId, peerAddr: this.#state.peerAddr! }, o))
+  }
+
+  async #releasePresence (): Promise<void> {
+    const clientId = this.#state.clientId
+    if (clientId === undefined || this.#shared.presenceHolders.get(clientId) !== this) return
+    this.#shared.presenceHolders.delete(clientId)
+    await withDeadline((o) => this.#shared.store.presenceDown(clientId, o))
+  }
+}
