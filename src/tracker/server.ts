@@ -20,8 +20,11 @@ import type { ConnectionState, HandlerContext } from './handlers.ts'
 
 const log = createLog('tracker:conn')
 
-/** Requests one connection may have in flight; more get BUSY (and reading pauses at the cap). */
+/** Requests one connection may have running at once; the next ones wait in its queue. */
 export const MAX_IN_FLIGHT = 32
+// Reading pauses while the queue is not empty, so it only ever holds the frames of one socket chunk
+// (a few thousand tiny frames at most); past this cap they get BUSY instead of a queue slot.
+export const MAX_QUEUED = 1024
 /** Replies the client has not read yet beyond this: stop reading its requests until 'drain'. */
 export const MAX_UNREAD_REPLY_BYTES = 1024 * 1024
 /** A connection that has not said hello by then is dropped (it holds a socket for nothing). */
@@ -38,6 +41,7 @@ export interface TrackerServerOptions {
   port: number
   helloTimeoutMs?: number
   maxInFlight?: number
+  maxQueued?: number
   maxUnreadReplyBytes?: number
   now?: () => number
 }
@@ -54,6 +58,7 @@ interface Shared {
   now: () => number
   helloTimeoutMs: number
   maxInFlight: number
+  maxQueued: number
   maxUnreadReplyBytes: number
   /** clientId → the connection whose login/resume put the client's presence up. */
   presenceHolders: Map<string, ControlConnection>
@@ -68,6 +73,7 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     now: opts.now ?? Date.now,
     helloTimeoutMs: opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
     maxInFlight: opts.maxInFlight ?? MAX_IN_FLIGHT,
+    maxQueued: opts.maxQueued ?? MAX_QUEUED,
     maxUnreadReplyBytes: opts.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES,
     presenceHolders: new Map(),
     inFlight: new Set(),
@@ -102,6 +108,9 @@ class ControlConnection {
   readonly #ctx: HandlerContext
   readonly #logFields: Record<string, unknown>
   #inFlight = 0
+  readonly #queue: ControlRequest[] = []
+  /** A hello was decoded (it may still wait in the queue): the frames after it are not "before hello". */
+  #helloSeen = false
   /** login/resume/logout run one at a time, and other ops wait for them: a pipelined request sees the login before it. */
   #sessionChain: Promise<unknown> = Promise.resolve()
   #paused = false
@@ -146,6 +155,7 @@ class ControlConnection {
       if (this.#ending) return
       this.#onFrame(body)
     }
+    this.#pump()
   }
 
   #onFrame (body: Buffer): void {
@@ -159,20 +169,31 @@ class ControlConnection {
       } else {
         // bad op or arguments with a usable id: say so and carry on (before hello: say so and end)
         this.#send(errorResponse(id, toPeershareError(err)))
-        if (this.#state.clientId === undefined) this.#end('bad request before hello')
+        if (!this.#helloSeen) this.#end('bad request before hello')
       }
       return
     }
-    if (this.#state.clientId === undefined && req.op !== 'hello') {
+    if (!this.#helloSeen && req.op !== 'hello') {
       this.#send(errorResponse(req.id, new PeershareError('PROTOCOL', 'the first request must be hello')))
       this.#end(`${req.op} before hello`)
       return
     }
-    if (this.#inFlight >= this.#shared.maxInFlight) {
-      this.#send(errorResponse(req.id, new PeershareError('BUSY', `more than ${this.#shared.maxInFlight} requests in flight: wait for replies`)))
+    if (req.op === 'hello') this.#helloSeen = true
+    if (this.#queue.length >= this.#shared.maxQueued) {
+      this.#send(errorResponse(req.id, new PeershareError('BUSY', `more than ${this.#shared.maxQueued} requests waiting: wait for replies`)))
       return
     }
-    this.#run(req)
+    this.#queue.push(req)
+  }
+
+  /** Starts queued requests while there is room, in arrival order. */
+  #pump (): void {
+    while (!this.#ending && this.#inFlight < this.#shared.maxInFlight) {
+      const req = this.#queue.shift()
+      if (req === undefined) break
+      this.#run(req)
+    }
+    this.#updateFlow()
   }
 
   #run (req: ControlRequest): void {
@@ -188,7 +209,6 @@ class ControlConnection {
     }
     if (this.#state.clientId !== undefined) clearTimeout(this.#helloTimer)
     this.#inFlight++
-    this.#updateFlow()
     const done = work.then(
       (result) => this.#send({ id: req.id, ok: true, result }),
       (err: unknown) => this.#fail(req, err),
@@ -197,7 +217,7 @@ class ControlConnection {
       this.#shared.inFlight.delete(done)
       // authenticated connections may send big frames (upload_file metadata), others only small ones
       this.#decoder.maxFrameBytes = this.#state.session === undefined ? MAX_UNAUTH_FRAME_BYTES : MAX_FRAME_BYTES
-      this.#updateFlow()
+      this.#pump()
     })
     this.#shared.inFlight.add(done)
   }
@@ -220,7 +240,7 @@ class ControlConnection {
   #updateFlow (): void {
     if (this.#closed || this.#ending) return
     const unread = this.#socket.writableLength > this.#shared.maxUnreadReplyBytes
-    const full = this.#inFlight >= this.#shared.maxInFlight
+    const full = this.#queue.length > 0 || this.#inFlight >= this.#shared.maxInFlight
     if (unread && !this.#waitingDrain) {
       this.#waitingDrain = true
       this.#socket.once('drain', () => {
