@@ -1,0 +1,119 @@
+// The `peershare` command: argv dispatch to the tracker or the client, and the client's start-up
+// (core, then the shell or --json mode). Usage errors: one line on stderr, exit 2. Start-up
+// failures: one line on stderr, exit 1. Never a stack trace (details with --verbose).
+
+import { parseArgs } from 'node:util'
+import { PeershareError } from '../common/errors.ts'
+import { createLog, setLogLevel } from '../common/log.ts'
+import { Client } from '../client/core.ts'
+import { runJsonMode } from './json-mode.ts'
+import { runShell } from './shell.ts'
+
+const log = createLog('cli')
+
+const CLIENT_USAGE = 'peershare client <ip>:<port> <tracker_info_file> [--data-dir DIR] [--json] [--verbose]'
+const USAGE = `usage:
+  ${CLIENT_USAGE}
+      start a client serving peers on <ip>:<port>, with an interactive shell
+      (--json: one command per stdin line, one JSON reply per stdout line)
+  peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--verbose]
+      run tracker number <tracker_no> of the trackers file
+  peershare --help
+`
+
+class UsageError extends Error {}
+
+async function main (argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  switch (cmd) {
+    case undefined:
+      process.stderr.write(USAGE)
+      return 2
+    case '--help': case '-h': case 'help':
+      process.stdout.write(USAGE)
+      return 0
+    case 'tracker': {
+      const { runTracker } = await import('../tracker/main.ts')
+      await runTracker(rest) // sets process.exitCode itself
+      return typeof process.exitCode === 'number' ? process.exitCode : 0
+    }
+    case 'client':
+      return await runClient(rest)
+    default:
+      throw new UsageError(`unknown command '${cmd.slice(0, 40)}': use 'client' or 'tracker' (peershare --help)`)
+  }
+}
+
+async function runClient (argv: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'data-dir': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', short: 'v', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    })
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]} (usage: ${CLIENT_USAGE})`)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length !== 2) throw new UsageError(`expected <ip>:<port> and <tracker_info_file> (usage: ${CLIENT_USAGE})`)
+  if (values.verbose) setLogLevel('debug')
+  const [peerAddr, trackersFile] = positionals as [string, string]
+  const dataDir = values['data-dir']
+
+  let client: Client
+  try {
+    client = await Client.start({ peerAddr, trackersFile, ...(dataDir === undefined ? {} : { dataDir }) })
+  } catch (err) {
+    if (err instanceof PeershareError && err.code !== 'INTERNAL') {
+      process.stderr.write(`peershare: ${err.message}\n`)
+      return 1
+    }
+    throw err
+  }
+  // a signal ends the client cleanly: sockets closed, the session kept for the next run
+  const stop = (): void => {
+    void client.close().then(() => exit(0))
+  }
+  process.once('SIGTERM', stop)
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true
+  if (!interactive || values.json) process.once('SIGINT', stop)
+  try {
+    if (values.json) {
+      await runJsonMode(client, process.stdin, (line) => process.stdout.write(line + '\n'))
+    } else {
+      await runShell(client, { input: process.stdin, output: process.stdout, interactive })
+    }
+  } finally {
+    await client.close()
+  }
+  return 0
+}
+
+/** Exits once stdout has taken everything written so far (pipes may be asynchronous). */
+function exit (code: number): void {
+  process.stdout.write('', () => process.exit(code))
+}
+
+try {
+  exit(await main(process.argv.slice(2)))
+} catch (err) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`peershare: ${err.message}\n`)
+    exit(2)
+  } else {
+    log.error('failed', { error: err as Error })
+    process.stderr.write('peershare: internal error (run with --verbose for details)\n')
+    exit(1)
+  }
+}

@@ -1,0 +1,370 @@
+// The control connection to the trackers: request ids, answers matched to requests, per-request
+// deadlines, pushed events, and failover. It tries the trackers of the trackers file in order, says
+// `hello` first on every connection, `resume`s the session when it has a token, and when a connection
+// drops moves on to the next tracker (wrapping, with a capped backoff after a full round).
+// What a session or a share means is core.ts's business; this file only moves requests.
+
+import { EventEmitter } from 'node:events'
+import type { Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { PeershareError } from '../common/errors.ts'
+import type { ErrorCode } from '../common/errors.ts'
+import { createLog } from '../common/log.ts'
+import type { TrackerAddress } from '../common/tracker-info.ts'
+import { MAX_FRAME_BYTES, MAX_REQUEST_ID, PROTOCOL_VERSION, decodeServerMessage, encodeMessage } from '../protocol/control.ts'
+import type { Op, OpArgs, OpResults } from '../protocol/control.ts'
+import { FrameDecoder, encodeFrame } from '../protocol/frame.ts'
+import { dial } from '../security/transport.ts'
+
+const log = createLog('client:link')
+
+/** How long a command waits for a tracker, reconnection included, before it gives up. */
+export const REQUEST_TIMEOUT_MS = 10_000
+const HANDSHAKE_TIMEOUT_MS = 5_000
+const CONNECT_TIMEOUT_MS = 3_000
+const BACKOFF_FIRST_MS = 100
+// a restarted tracker is found again within ~2 s, without hammering a dead one
+const BACKOFF_MAX_MS = 2_000
+// a connection that dies sooner than this counts as a failed attempt (no tight reconnect loop)
+const MIN_HEALTHY_MS = 1_000
+/** Requests waiting for a connection or an answer: front ends send one at a time, so this is slack. */
+export const MAX_PENDING = 64
+/** Read-only operations are re-sent after a reconnection; others might have been applied already. */
+const RETRY_AFTER_DROP: ReadonlySet<Op> = new Set(['ping', 'list_groups', 'list_files', 'list_requests', 'get_file'])
+/** resume errors that say nothing about the session itself: try another tracker instead. */
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'UNAVAILABLE', 'TIMEOUT', 'BUSY', 'INTERNAL', 'PROTOCOL'])
+
+export interface LinkOptions {
+  trackers: readonly TrackerAddress[]
+  clientId: string
+  peerAddr: string
+  /** Session token to resume on every connection. */
+  token?: string
+}
+
+export interface ConnectedInfo {
+  address: string
+  trackerNo: number
+  /** The session token was accepted again (no new login needed). */
+  resumed: boolean
+}
+
+export interface LinkEvents {
+  connected: [info: ConnectedInfo]
+  /** A reconnection (after a drop), possibly to another tracker. */
+  switched: [info: ConnectedInfo]
+  disconnected: [address: string]
+  /** The tracker refused the saved token: the user must log in again. */
+  sessionLost: [error: PeershareError]
+  /** A message the tracker pushed without being asked. */
+  event: [name: string, data: unknown]
+}
+
+export interface RequestOptions {
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+export class TrackerLink extends EventEmitter<LinkEvents> {
+  readonly #trackers: readonly TrackerAddress[]
+  readonly #clientId: string
+  readonly #peerAddr: string
+  #token: string | undefined
+  #conn: Conn | undefined
+  #waiters = new Set<{ resolve: (c: Conn) => void }>()
+  #inflight = 0
+  #nextId = 1
+  readonly #stop = new AbortController()
+  #running: Promise<void> | undefined
+  #firstRound: Promise<void>
+  #firstRoundDone!: () => void
+
+  constructor (opts: LinkOptions) {
+    super()
+    if (opts.trackers.length === 0) throw new PeershareError('BAD_REQUEST', 'no tracker to connect to')
+    this.#trackers = opts.trackers
+    this.#clientId = opts.clientId
+    this.#peerAddr = opts.peerAddr
+    this.#token = opts.token
+    this.#firstRound = new Promise((resolve) => { this.#firstRoundDone = resolve })
+  }
+
+  /** Starts connecting; resolves once connected, or once every tracker was tried once. */
+  async start (): Promise<void> {
+    this.#running ??= this.#run()
+    await this.#firstRound
+  }
+
+  /** The tracker currently connected and ready, if any. */
+  get connected (): ConnectedInfo | undefined {
+    return this.#conn?.info
+  }
+
+  get token (): string | undefined {
+    return this.#token
+  }
+
+  setToken (token: string | undefined): void {
+    this.#token = token
+  }
+
+  /** Every tracker address, for messages. */
+  get addresses (): string[] {
+    return this.#trackers.map(addressOf)
+  }
+
+  /**
+   * Sends one request and returns the tracker's result. While no tracker is connected the request
+   * waits for the reconnection, up to its timeout: then UNAVAILABLE. A tracker's error answer is
+   * thrown as a PeershareError with the tracker's code and message.
+   */
+  async request<O extends Op> (op: O, args: OpArgs[O], opts: RequestOptions = {}): Promise<OpResults[O]> {
+    if (this.#stop.signal.aborted) throw new PeershareError('UNAVAILABLE', 'the client is closing')
+    if (this.#inflight >= MAX_PENDING) throw new PeershareError('BUSY', `more than ${MAX_PENDING} requests are waiting for the tracker`)
+    const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS
+    let phase: 'waiting' | 'sent' = 'waiting'
+    let conn: Conn | undefined
+    const ctl = new AbortController()
+    const timer = setTimeout(() => {
+      ctl.abort(phase === 'waiting'
+        ? this.#unreachable()
+        : new PeershareError('TIMEOUT', `the tracker at ${conn?.info.address ?? '?'} did not answer ${op} within ${timeoutMs / 1000} s: try again`))
+    }, timeoutMs)
+    const signal = AbortSignal.any([ctl.signal, this.#stop.signal, ...(opts.signal === undefined ? [] : [opts.signal])])
+    this.#inflight++
+    try {
+      for (;;) {
+        phase = 'waiting'
+        conn = await this.#ready(signal)
+        phase = 'sent'
+        try {
+          return await conn.call(op, args, this.#takeId(), signal) as OpResults[O]
+        } catch (err) {
+          // the answer was lost with the connection: safe to ask again only when asking changes nothing
+          if (conn.closed && !signal.aborted && RETRY_AFTER_DROP.has(op)) continue
+          throw err
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+      this.#inflight--
+    }
+  }
+
+  /** Closes the connection and stops reconnecting. Idempotent. */
+  async close (): Promise<void> {
+    this.#stop.abort(new PeershareError('UNAVAILABLE', 'the client is closing'))
+    this.#conn?.destroy()
+    this.#firstRoundDone()
+    await this.#running
+  }
+
+  #unreachable (): PeershareError {
+    return new PeershareError('UNAVAILABLE', `no tracker reachable (tried ${this.addresses.join(', ')}): start one with npm start`)
+  }
+
+  #takeId (): number {
+    const id = this.#nextId
+    this.#nextId = id >= MAX_REQUEST_ID ? 1 : id + 1
+    return id
+  }
+
+  #ready (signal: AbortSignal): Promise<Conn> {
+    const conn = this.#conn
+    if (conn?.ready === true) return Promise.resolve(conn)
+    return new Promise<Conn>((resolve, reject) => {
+      const waiter = {
+        resolve: (c: Conn) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(c)
+        },
+      }
+      const onAbort = (): void => {
+        this.#waiters.delete(waiter)
+        reject(abortError(signal))
+      }
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.#waiters.add(waiter)
+    })
+  }
+
+  async #run (): Promise<void> {
+    const stop = this.#stop.signal
+    let index = 0
+    let failedInRound = 0
+    let backoffMs = BACKOFF_FIRST_MS
+    let everConnected = false
+    while (!stop.aborted) {
+      const tracker = this.#trackers[index]!
+      const address = addressOf(tracker)
+      let healthy = false
+      try {
+        const socket = await dial(tracker.host, tracker.port, { signal: stop, timeoutMs: CONNECT_TIMEOUT_MS })
+        const conn = new Conn(socket, (name, data) => this.emit('event', name, data))
+        this.#conn = conn
+        try {
+          const info = await this.#handshake(conn, tracker)
+          const since = Date.now()
+          conn.markReady(info)
+          log.info('connected to tracker', { address, resumed: info.resumed })
+          failedInRound = 0
+          backoffMs = BACKOFF_FIRST_MS
+          this.emit('connected', info)
+          if (everConnected) this.emit('switched', info)
+          everConnected = true
+          this.#firstRoundDone()
+          for (const w of this.#waiters) w.resolve(conn)
+          this.#waiters.clear()
+          await conn.whenClosed
+          healthy = Date.now() - since >= MIN_HEALTHY_MS
+          if (!stop.aborted) {
+            log.info('lost the tracker connection', { address })
+            this.emit('disconnected', address)
+          }
+        } finally {
+          conn.destroy()
+          this.#conn = undefined
+        }
+      } catch (err) {
+        if (stop.aborted) break
+        log.info('cannot use tracker', { address, error: err as Error })
+      }
+      if (!healthy) failedInRound++
+      index = (index + 1) % this.#trackers.length
+      if (failedInRound >= this.#trackers.length) {
+        this.#firstRoundDone()
+        failedInRound = 0
+        try {
+          await sleep(backoffMs, undefined, { signal: stop })
+        } catch {
+          break // closing
+        }
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS)
+      }
+    }
+  }
+
+  /** hello, then resume when there is a token. Throws when this tracker cannot be used. */
+  async #handshake (conn: Conn, tracker: TrackerAddress): Promise<ConnectedInfo> {
+    const signal = AbortSignal.any([AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS), this.#stop.signal])
+    const hello = await conn.call('hello', { version: PROTOCOL_VERSION, clientId: this.#clientId, peerAddr: this.#peerAddr },
+      this.#takeId(), signal) as Partial<OpResults['hello']> | null
+    const trackerNo = typeof hello?.trackerNo === 'number' ? hello.trackerNo : tracker.no
+    const info: ConnectedInfo = { address: addressOf(tracker), trackerNo, resumed: false }
+    const token = this.#token
+    if (token === undefined) return info
+    try {
+      await conn.call('resume', { token }, this.#takeId(), signal)
+      info.resumed = true
+    } catch (err) {
+      if (!(err instanceof PeershareError) || TRANSIENT.has(err.code) || conn.closed) throw err
+      if (this.#token === token) this.#token = undefined
+      log.info('the tracker refused the saved session', { code: err.code })
+      this.emit('sessionLost', err)
+    }
+    return info
+  }
+}
+
+function addressOf (t: TrackerAddress): string {
+  return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`
+}
+
+function abortError (signal: AbortSignal): unknown {
+  const reason: unknown = signal.reason
+  if (reason instanceof PeershareError) return reason
+  if (reason instanceof DOMException && reason.name === 'TimeoutError') return new PeershareError('TIMEOUT', 'the tracker did not answer in time')
+  return reason
+}
+
+interface Pending {
+  op: Op
+  resolve: (result: unknown) => void
+  reject: (err: unknown) => void
+}
+
+/** One connected socket: frames out, frames in, answers matched to pending requests by id. */
+class Conn {
+  readonly #socket: Socket
+  readonly #decoder = new FrameDecoder(MAX_FRAME_BYTES)
+  readonly #pending = new Map<number, Pending>()
+  readonly #onEvent: (name: string, data: unknown) => void
+  readonly whenClosed: Promise<void>
+  closed = false
+  ready = false
+  info!: ConnectedInfo
+
+  constructor (socket: Socket, onEvent: (name: string, data: unknown) => void) {
+    this.#socket = socket
+    this.#onEvent = onEvent
+    socket.setKeepAlive(true, 10_000)
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.on('error', (err) => log.debug('tracker socket error', { error: err }))
+    this.whenClosed = new Promise((resolve) => {
+      socket.once('close', () => {
+        this.closed = true
+        const lost = new PeershareError('UNAVAILABLE', 'lost the connection to the tracker before its answer: check the result and retry')
+        for (const p of this.#pending.values()) p.reject(lost)
+        this.#pending.clear()
+        resolve()
+      })
+    })
+  }
+
+  markReady (info: ConnectedInfo): void {
+    this.info = info
+    this.ready = true
+  }
+
+  call (op: Op, args: unknown, id: number, signal: AbortSignal): Promise<unknown> {
+    if (this.closed) return Promise.reject(new PeershareError('UNAVAILABLE', 'the tracker connection is closed'))
+    if (signal.aborted) return Promise.reject(abortError(signal))
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#pending.delete(id)
+        reject(abortError(signal))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      const done = (): void => signal.removeEventListener('abort', onAbort)
+      this.#pending.set(id, {
+        op,
+        resolve: (r) => { done(); resolve(r) },
+        reject: (e) => { done(); reject(e) },
+      })
+      this.#socket.write(encodeFrame(encodeMessage({ id, op, args } as Parameters<typeof encodeMessage>[0])))
+    })
+  }
+
+  destroy (): void {
+    this.#socket.destroy()
+  }
+
+  #onData (chunk: Buffer): void {
+    try {
+      for (const body of this.#decoder.push(chunk)) {
+        const msg = decodeServerMessage(body)
+        if ('event' in msg) {
+          this.#onEvent(msg.event, msg.data)
+          continue
+        }
+        const p = this.#pending.get(msg.id)
+        if (p === undefined) {
+          log.debug('answer to a request no longer waiting', { id: msg.id })
+          continue
+        }
+        this.#pending.delete(msg.id)
+        if (msg.ok) {
+          if (typeof msg.result !== 'object' || msg.result === null) throw new PeershareError('PROTOCOL', `${p.op} result is not an object`)
+          p.resolve(msg.result)
+        } else {
+          p.reject(new PeershareError(msg.error.code, msg.error.message))
+        }
+      }
+    } catch (err) {
+      // a tracker that breaks the protocol gets dropped; the run loop moves to the next one
+      log.warn('tracker broke the control protocol', { error: err as Error })
+      this.#socket.destroy()
+    }
+  }
+}
