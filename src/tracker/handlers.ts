@@ -150,13 +150,15 @@ const leaveGroup: Handler<'leave_group'> = async (ctx, args) => {
 }
 
 const listRequests: Handler<'list_requests'> = async (ctx, args) => {
-  requireOwner(await groupOf(ctx, args.groupId), userOf(ctx))
+  const userId = userOf(ctx)
+  requireOwner(await groupOf(ctx, args.groupId), userId)
   const requests = await withDeadline((o) => ctx.store.listRequests(args.groupId, o))
   return { groupId: args.groupId, requests: requests.map((r) => ({ userId: r.userId, requestedAt: r.requestedAt })) }
 }
 
 const acceptRequest: Handler<'accept_request'> = async (ctx, args) => {
-  requireOwner(await groupOf(ctx, args.groupId), userOf(ctx))
+  const userId = userOf(ctx)
+  requireOwner(await groupOf(ctx, args.groupId), userId)
   await explain(withDeadline((o) => ctx.store.acceptRequest(args.groupId, args.userId, ctx.now(), o)), {
     NOT_FOUND: `${args.userId} has not asked to join ${args.groupId}: list_requests ${args.groupId} shows who has`,
   })
@@ -164,7 +166,8 @@ const acceptRequest: Handler<'accept_request'> = async (ctx, args) => {
 }
 
 const rejectRequest: Handler<'reject_request'> = async (ctx, args) => {
-  requireOwner(await groupOf(ctx, args.groupId), userOf(ctx))
+  const userId = userOf(ctx)
+  requireOwner(await groupOf(ctx, args.groupId), userId)
   await explain(withDeadline((o) => ctx.store.rejectRequest(args.groupId, args.userId, o)), {
     NOT_FOUND: `${args.userId} has not asked to join ${args.groupId}: list_requests ${args.groupId} shows who has`,
   })
@@ -190,7 +193,8 @@ const listGroups: Handler<'list_groups'> = async (ctx) => {
 }
 
 const listFiles: Handler<'list_files'> = async (ctx, args) => {
-  requireMember(await groupOf(ctx, args.groupId), userOf(ctx))
+  const userId = userOf(ctx)
+  requireMember(await groupOf(ctx, args.groupId), userId)
   const files = await withDeadline((o) => ctx.store.listFiles(args.groupId, o))
   const clientIds = new Set<string>()
   for (const f of files) for (const s of f.sharers) if (s.active) clientIds.add(s.clientId)

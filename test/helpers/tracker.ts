@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
@@ -14,6 +14,8 @@ import type { TestContext } from 'node:test'
 import { MAX_FRAME_BYTES, decodeServerMessage, encodeMessage } from '../../src/protocol/control.ts'
 import type { ControlEvent, ControlResponse } from '../../src/protocol/control.ts'
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.ts'
+import { PIECE_BYTES, encodeFileMeta } from '../../src/protocol/file-meta.ts'
+import type { FileMetaWire } from '../../src/protocol/file-meta.ts'
 import { tmpDir } from './tmp.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -219,4 +221,25 @@ export async function connectRaw (port: number, opts: { host?: string, clientId?
       await closed
     },
   }
+}
+
+/** Real metadata of `bytes` shared under `name`, as it travels in upload_file. */
+export function metaOf (name: string, bytes: Buffer): FileMetaWire {
+  const hashes: Buffer[] = []
+  for (let at = 0; at < bytes.length; at += PIECE_BYTES) {
+    hashes.push(createHash('sha1').update(bytes.subarray(at, at + PIECE_BYTES)).digest())
+  }
+  return encodeFileMeta({
+    name,
+    size: bytes.length,
+    pieceBytes: PIECE_BYTES,
+    pieceHashes: Buffer.concat(hashes),
+    fileHash: createHash('sha1').update(bytes).digest(),
+  })
+}
+
+/** Plausible metadata of a `size`-byte file without the bytes (piece hashes are random). */
+export function fakeMeta (name: string, size: number): FileMetaWire {
+  const pieces = size === 0 ? 0 : Math.ceil(size / PIECE_BYTES)
+  return encodeFileMeta({ name, size, pieceBytes: PIECE_BYTES, pieceHashes: randomBytes(pieces * 20), fileHash: randomBytes(20) })
 }
