@@ -4,7 +4,7 @@ import { appendFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { startClient } from '../helpers/client.ts'
-import type { StartedClient } from '../helpers/client.ts'
+import type { Reply, StartedClient } from '../helpers/client.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { startTracker } from '../helpers/tracker.ts'
 
@@ -99,8 +99,10 @@ test('group workflow: requests, sharing, logout/login, leaving with ownership tr
 test('--json: one reply line per command, in order, blank lines ignored, unknown commands refused', async (t) => {
   const tracker = await startTracker(t)
   const c = await startClient(t, { infoFile: tracker.infoFile })
-  const replies = await Promise.all(['help', '', 'frobnicate x', 'login onlyone', 'create_user zed pw', 'login zed wrong', 'login zed pw', 'list_groups'].map((l) => l === '' ? c.proc.stdin!.write('\n') : c.run(l)))
-  const [help, , unknown, usage, created, bad, good, groups] = replies as Array<Exclude<(typeof replies)[number], boolean>>
+  // all written at once: the replies must still come back one per command, in order
+  c.proc.stdin!.write('\n')
+  const lines = ['help', 'frobnicate x', 'login onlyone', 'create_user zed pw', 'login zed wrong', 'login zed pw', 'list_groups']
+  const [help, unknown, usage, created, bad, good, groups] = await Promise.all(lines.map((l) => c.run(l))) as [Reply, Reply, Reply, Reply, Reply, Reply, Reply]
   assert.ok(help.ok && help.result.commands.some((x: { name: string }) => x.name === 'upload_file'))
   assert.ok(!help.result.commands.some((x: { name: string }) => x.name === 'download_file'))
   assert.deepEqual(unknown, { command: 'frobnicate', ok: false, error: { code: 'BAD_REQUEST', message: "unknown command 'frobnicate': type help to see the commands" } })
