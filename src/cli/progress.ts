@@ -23,7 +23,7 @@ export function createProgressBar (out: NodeJS.WriteStream, label: string): Prog
       const frac = total === 0 ? 1 : done / total
       const cells = Math.round(frac * BAR_CELLS)
       const line = `${label} [${'#'.repeat(cells)}${'-'.repeat(BAR_CELLS - cells)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${humanSize(done)} / ${humanSize(total)}`
-      out.write(`\r${line.slice(0, Math.max(10, (out.columns ?? 80) - 1))}\x1b[K`)
+      out.write(`\r${line.slice(0, Math.max(10, (out.columns > 0 ? out.columns : 80) - 1))}\x1b[K`)
       drawn = true
     },
     finish () {
