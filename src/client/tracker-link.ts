@@ -15,6 +15,7 @@ import { MAX_FRAME_BYTES, MAX_REQUEST_ID, PROTOCOL_VERSION, decodeServerMessage,
 import type { Op, OpArgs, OpResults } from '../protocol/control.ts'
 import { FrameDecoder, encodeFrame } from '../protocol/frame.ts'
 import { dial } from '../security/transport.ts'
+import { checkResult } from './results.ts'
 
 const log = createLog('client:link')
 
@@ -355,7 +356,12 @@ class Conn {
         }
         this.#pending.delete(msg.id)
         if (msg.ok) {
-          if (typeof msg.result !== 'object' || msg.result === null) throw new PeershareError('PROTOCOL', `${p.op} result is not an object`)
+          try {
+            checkResult(p.op, msg.result)
+          } catch (err) {
+            p.reject(err)
+            throw err
+          }
           p.resolve(msg.result)
         } else {
           p.reject(new PeershareError(msg.error.code, msg.error.message))
