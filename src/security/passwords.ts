@@ -4,6 +4,7 @@
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import type { ScryptOptions } from 'node:crypto'
+import { Limiter } from '../common/limiter.ts'
 
 // N=2^14, r=8, p=1: the cost OWASP lists as a scrypt minimum; 16 MiB of memory and ~40-60 ms of one
 // thread-pool thread per hash on this machine: a login is not noticeably slow, an offline guess is dear.
@@ -18,13 +19,20 @@ const MAX_N = 2 ** 20
 const MAX_R = 32
 const MAX_P = 16
 
+// scrypt runs in libuv's thread pool (4 threads by default), which also serves file I/O — the
+// store's fdatasync among it. A flood of logins may use two threads at most, and queue a bounded
+// number more (~3 s of work); beyond that it gets BUSY, and everyone else's writes keep flowing.
+export const MAX_CONCURRENT_HASHES = 2
+export const MAX_WAITING_HASHES = 128
+const limiter = new Limiter(MAX_CONCURRENT_HASHES, MAX_WAITING_HASHES, 'too many logins at once: try again in a moment')
+
 function scryptAsync (password: string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+  return limiter.run(() => new Promise((resolve, reject) => {
     scrypt(password, salt, keylen, options, (err, key) => {
       if (err !== null) reject(err)
       else resolve(key)
     })
-  })
+  }))
 }
 
 function scryptOptions (N: number, r: number, p: number): ScryptOptions {

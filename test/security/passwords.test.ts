@@ -1,7 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { scrypt } from 'node:crypto'
-import { SCRYPT_N, SCRYPT_P, SCRYPT_R, hashPassword, verifyDummy, verifyPassword } from '../../src/security/passwords.ts'
+import {
+  MAX_CONCURRENT_HASHES, MAX_WAITING_HASHES, SCRYPT_N, SCRYPT_P, SCRYPT_R, hashPassword, verifyDummy, verifyPassword,
+} from '../../src/security/passwords.ts'
 
 test('hashes as scrypt$N$r$p$salt$hash with the documented cost', async () => {
   const encoded = await hashPassword('correct horse')
@@ -66,4 +68,14 @@ test('hashing runs off the event loop (async scrypt, not scryptSync)', async () 
   spinning = false
   // with scryptSync the promise would settle before any setImmediate callback ran
   assert.ok(turns > 0, `event loop turned ${turns} times during the hash`)
+})
+
+test('a flood of hashes is bounded: past the waiting line, BUSY instead of an unbounded queue', async () => {
+  const extra = 3
+  const results = await Promise.allSettled(Array.from({ length: MAX_CONCURRENT_HASHES + MAX_WAITING_HASHES + extra },
+    () => verifyPassword('x', 'scrypt$1024$8$1$' + Buffer.alloc(16).toString('base64') + '$' + Buffer.alloc(32).toString('base64'))))
+  const busy = results.filter((r) => r.status === 'rejected')
+  assert.equal(busy.length, extra)
+  for (const r of busy) assert.equal((r as PromiseRejectedResult).reason.code, 'BUSY')
+  assert.equal(await verifyDummy('after the flood'), false)
 })
