@@ -52,7 +52,7 @@ function fakeMeta (name: string): Record<string, unknown> {
   }
 }
 
-interface Worker { conn: LoadConnection, user: string, group: string, uploaded: string | null, made: number }
+interface Worker { conn: LoadConnection, user: string, group: string, uploaded: string | null, made: number, ownsGroup: boolean }
 
 async function setup (): Promise<Worker[]> {
   const conns: LoadConnection[] = []
@@ -60,7 +60,7 @@ async function setup (): Promise<Worker[]> {
   await pool(conns, 200, async (c, i) => {
     must(await c.request('hello', { version: 1, clientId: randomBytes(16).toString('hex'), peerAddr: `127.0.0.1:${20000 + i}` }), 'hello')
   })
-  if (values.echo) return conns.map((conn) => ({ conn, user: '', group: '', uploaded: null, made: 0 }))
+  if (values.echo) return conns.map((conn) => ({ conn, user: '', group: '', uploaded: null, made: 0, ownsGroup: false }))
 
   const userCount = Math.min(n, Number(values.users))
   const users = Array.from({ length: userCount }, (_x, i) => `b${runId}u${i}`)
@@ -83,7 +83,7 @@ async function setup (): Promise<Worker[]> {
       must(await c.request('upload_file', { groupId: g, meta: fakeMeta(`file-${f}.bin`) }), 'upload_file')
     }
   })
-  return conns.map((conn, i) => ({ conn, user: users[i % userCount]!, group: groups[i % GROUPS]!, uploaded: null, made: 0 }))
+  return conns.map((conn, i) => ({ conn, user: users[i % userCount]!, group: groups[i % GROUPS]!, uploaded: null, made: 0, ownsGroup: false }))
 }
 
 /** One request of the mix: mostly reads, some share registrations and group changes. */
@@ -104,7 +104,8 @@ function nextRequest (w: Worker, i: number): [string, Record<string, unknown>] {
   }
   // group change: create a private group, then leave it (which deletes it)
   const g = `b${runId}x${i}`
-  return w.made++ % 2 === 0 ? ['create_group', { groupId: g }] : ['leave_group', { groupId: g }]
+  w.ownsGroup = !w.ownsGroup
+  return w.ownsGroup ? ['create_group', { groupId: g }] : ['leave_group', { groupId: g }]
 }
 
 async function run (workers: Worker[]): Promise<void> {
