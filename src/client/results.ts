@@ -4,7 +4,7 @@
 
 import { PeershareError } from '../common/errors.ts'
 import type { Op } from '../protocol/control.ts'
-import { isFileId } from '../protocol/control.ts'
+import { isFileId, peerAddrArg } from '../protocol/control.ts'
 import { validateFileName, validateGroupId, validateUserId } from '../protocol/names.ts'
 
 type Check = (v: unknown) => boolean
@@ -15,6 +15,8 @@ const ok = (f: (v: unknown) => unknown): Check => (v) => { try { f(v); return tr
 const userId = ok(validateUserId)
 const groupId = ok(validateGroupId)
 const fileName = ok(validateFileName)
+const peerAddr = ok(peerAddrArg)
+const isObject: Check = (v) => typeof v === 'object' && v !== null && !Array.isArray(v)
 const nullable = (c: Check): Check => (v) => v === null || c(v)
 const oneOf = (...values: string[]): Check => (v) => typeof v === 'string' && values.includes(v)
 const arrayOf = (c: Check): Check => (v) => Array.isArray(v) && v.every(c)
@@ -41,6 +43,9 @@ const RESULTS: Partial<Record<Op, Check>> = {
   upload_file: obj({ groupId, name: fileName, fileId: isFileId, size: num, pieces: num, alreadyShared: bool }),
   stop_share: obj({ groupId, name: fileName, fileRemoved: bool }),
   reshare: obj({ restored: num, gone: arrayOf(obj({ groupId, fileId: isFileId })) }),
+  // meta is checked in full by decodeFileMeta where it is used (core.ts)
+  get_file: obj({ groupId, fileId: isFileId, meta: isObject, holders: arrayOf(obj({ userId, peerAddr, complete: bool })) }),
+  hold: obj({ groupId, fileId: isFileId }),
 }
 
 /** Throws PROTOCOL when the tracker's result for `op` does not have the documented shape. */

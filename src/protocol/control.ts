@@ -41,6 +41,8 @@ export interface OpArgs {
   stop_share: { groupId: string, fileName: string }
   reshare: { shares: Array<{ groupId: string, fileId: string }> }
   get_file: { groupId: string, fileName: string }
+  /** Marks the caller's client as a partial holder (a running download) while its presence lives. */
+  hold: { groupId: string, fileId: string }
 }
 export type Op = keyof OpArgs
 
@@ -65,6 +67,8 @@ export interface FileListing {
 export interface Holder {
   userId: string
   peerAddr: string
+  /** true: an online full sharer; false: a client still downloading it (serves its verified pieces). */
+  complete: boolean
 }
 
 export interface OpResults {
@@ -86,6 +90,7 @@ export interface OpResults {
   stop_share: { groupId: string, name: string, fileRemoved: boolean }
   reshare: { restored: number, gone: Array<{ groupId: string, fileId: string }> }
   get_file: { groupId: string, fileId: string, meta: FileMetaWire, holders: Holder[] }
+  hold: { groupId: string, fileId: string }
 }
 
 /** Operations allowed before login (after hello). */
@@ -179,6 +184,7 @@ const decoders: { [O in Op]: (a: Record<string, unknown>) => OpArgs[O] } = {
   stop_share: (a) => ({ groupId: validateGroupId(a.groupId), fileName: validateFileName(a.fileName) }),
   reshare: (a) => ({ shares: reshareArg(a.shares) }),
   get_file: (a) => ({ groupId: validateGroupId(a.groupId), fileName: validateFileName(a.fileName) }),
+  hold: (a) => ({ groupId: validateGroupId(a.groupId), fileId: stringArg(a, 'fileId', FILE_ID_RE, 'a file id (64 hex digits)') }),
 }
 
 const OPS: ReadonlySet<string> = new Set(Object.keys(decoders))

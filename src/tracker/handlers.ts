@@ -12,6 +12,7 @@ import { hashPassword, verifyDummy, verifyPassword } from '../security/passwords
 import type { GroupRecord, Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { decideLeave, requireCanRequest, requireMember, requireOwner } from './groups.ts'
+import type { HolderRegistry } from './holders.ts'
 import { issueSession, revokeSession, verifySession } from './sessions.ts'
 
 /** What a connection knows about its client. Mutated by hello, login, resume and logout. */
@@ -30,6 +31,10 @@ export interface HandlerContext {
   claimPresence (userId: string): Promise<void>
   /** Drops the presence if this connection holds it (logout). */
   releasePresence (): Promise<void>
+  /** Partial holders (running downloads), in memory; server.ts releases a client's holds with its presence. */
+  holders: HolderRegistry
+  /** Whether this connection holds its client's presence now (false once it closed or was superseded). */
+  holdsPresence (): boolean
 }
 
 type Handler<O extends Op> = (ctx: HandlerContext, args: OpArgs[O]) => Promise<OpResults[O]>
@@ -146,6 +151,7 @@ const leaveGroup: Handler<'leave_group'> = async (ctx, args) => {
   const userId = userOf(ctx)
   decideLeave(await groupOf(ctx, args.groupId), userId) // NOT_MEMBER with a clear message
   const out = await withDeadline((o) => ctx.store.leaveGroup(args.groupId, userId, o))
+  ctx.holders.releaseGroup(ctx.conn.clientId!, args.groupId)
   return { groupId: args.groupId, newOwner: out.newOwner, groupDeleted: out.groupDeleted }
 }
 
@@ -227,6 +233,7 @@ const uploadFile: Handler<'upload_file'> = async (ctx, args) => {
   await explain(withDeadline((o) => ctx.store.addShare(args.groupId, id, args.meta, sharer, ctx.now(), o)), {
     EXISTS: `a different file named ${args.meta.name} is already shared in ${args.groupId}: rename yours to share it`,
   })
+  ctx.holders.release(sharer.clientId, args.groupId, id) // a finished download is a full sharer now
   return {
     groupId: args.groupId,
     name: args.meta.name,
@@ -264,9 +271,27 @@ const getFile: Handler<'get_file'> = async (ctx, args) => {
   const holders: Holder[] = []
   for (const s of candidates) {
     const p = presence.get(s.clientId)
-    if (p !== undefined && p.userId === s.userId) holders.push({ userId: s.userId, peerAddr: p.peerAddr })
+    if (p !== undefined && p.userId === s.userId) holders.push({ userId: s.userId, peerAddr: p.peerAddr, complete: true })
+  }
+  const full = new Set(candidates.map((s) => s.clientId))
+  for (const h of ctx.holders.holdersOf(args.groupId, file.fileId)) {
+    if (h.clientId !== sharer.clientId && !full.has(h.clientId)) holders.push({ userId: h.userId, peerAddr: h.peerAddr, complete: false })
   }
   return { groupId: args.groupId, fileId: file.fileId, meta: encodeFileMeta(file.meta), holders }
+}
+
+const hold: Handler<'hold'> = async (ctx, args) => {
+  const sharer = sharerOf(ctx)
+  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  // the Store looks files up by name; hold is said once per download (and after a failover), so a scan is fine
+  const files = await withDeadline((o) => ctx.store.listFiles(args.groupId, o))
+  if (!files.some((f) => f.fileId === args.fileId)) {
+    throw new PeershareError('NOT_FOUND', `no file with id ${args.fileId.slice(0, 8)}… in ${args.groupId}: it is no longer shared there`)
+  }
+  // the connection may have closed (its holds released) during the awaits: a hold now would outlive it
+  if (!ctx.holdsPresence()) throw new PeershareError('UNAVAILABLE', 'this connection is closing: hold again on the next one')
+  ctx.holders.hold(args.groupId, args.fileId, { clientId: sharer.clientId, userId: sharer.userId, peerAddr: ctx.conn.peerAddr! })
+  return { groupId: args.groupId, fileId: args.fileId }
 }
 
 export const handlers: { [O in Op]: Handler<O> } = {
@@ -288,6 +313,7 @@ export const handlers: { [O in Op]: Handler<O> } = {
   stop_share: stopShare,
   reshare,
   get_file: getFile,
+  hold,
 }
 
 /** Operations that change the connection's session: server.ts runs them one at a time per connection. */

@@ -16,6 +16,7 @@ import { listen } from '../security/transport.ts'
 import type { Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { SESSION_OPS, handlers } from './handlers.ts'
+import { HolderRegistry } from './holders.ts'
 import type { ConnectionState, HandlerContext } from './handlers.ts'
 
 const log = createLog('tracker:conn')
@@ -62,6 +63,8 @@ interface Shared {
   maxUnreadReplyBytes: number
   /** clientId → the connection whose login/resume put the client's presence up. */
   presenceHolders: Map<string, ControlConnection>
+  /** Partial holders of files (running downloads): they live and die with the client's presence. */
+  holders: HolderRegistry
   inFlight: Set<Promise<unknown>>
   stopping: boolean
 }
@@ -76,6 +79,7 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     maxQueued: opts.maxQueued ?? MAX_QUEUED,
     maxUnreadReplyBytes: opts.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES,
     presenceHolders: new Map(),
+    holders: new HolderRegistry(),
     inFlight: new Set(),
     stopping: false,
   }
@@ -130,6 +134,9 @@ class ControlConnection {
       now: shared.now,
       claimPresence: (userId) => this.#claimPresence(userId),
       releasePresence: () => this.#releasePresence(),
+      holders: shared.holders,
+      holdsPresence: () => !this.#closed && this.#state.clientId !== undefined &&
+        this.#shared.presenceHolders.get(this.#state.clientId) === this,
     }
     socket.setKeepAlive(true, KEEPALIVE_MS)
     this.#helloTimer = setTimeout(() => {
@@ -295,6 +302,7 @@ class ControlConnection {
     const clientId = this.#state.clientId
     if (clientId === undefined || this.#shared.presenceHolders.get(clientId) !== this) return
     this.#shared.presenceHolders.delete(clientId)
+    this.#shared.holders.releaseAll(clientId) // a client that is gone (or logged out) serves nothing
     await withDeadline((o) => this.#shared.store.presenceDown(clientId, o))
   }
 }

@@ -23,3 +23,17 @@ test('refuses malformed results with PROTOCOL, including names that could carry 
   ]
   for (const [op, result] of bad) assert.throws(() => checkResult(op, result), { code: 'PROTOCOL' }, `${op} ${JSON.stringify(result)}`)
 })
+
+test('get_file holders need a user, an ip:port address and a complete flag', () => {
+  const good = { groupId: 'g1', fileId: 'a'.repeat(64), meta: {}, holders: [{ userId: 'bob', peerAddr: '127.0.0.1:7002', complete: false }] }
+  checkResult('get_file', good)
+  checkResult('hold', { groupId: 'g1', fileId: 'a'.repeat(64) })
+  for (const holder of [
+    { userId: 'bob', peerAddr: '127.0.0.1:7002' },
+    { userId: 'bob', peerAddr: 'not an address', complete: true },
+    { userId: '../bob', peerAddr: '127.0.0.1:7002', complete: true },
+  ]) {
+    assert.throws(() => checkResult('get_file', { ...good, holders: [holder] }), { code: 'PROTOCOL' }, JSON.stringify(holder))
+  }
+  assert.throws(() => checkResult('hold', { groupId: 'g1', fileId: 'short' }), { code: 'PROTOCOL' })
+})

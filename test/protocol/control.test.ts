@@ -36,6 +36,7 @@ const VALID: ControlRequest[] = [
   { id: 15, op: 'stop_share', args: { groupId: 'g1', fileName: 'a.bin' } },
   { id: 16, op: 'reshare', args: { shares: [{ groupId: 'g1', fileId: FILE_ID }] } },
   { id: MAX_REQUEST_ID, op: 'get_file', args: { groupId: 'g1', fileName: 'a.bin' } },
+  { id: 17, op: 'hold', args: { groupId: 'g1', fileId: FILE_ID } },
 ]
 
 for (const req of VALID) {
@@ -73,6 +74,9 @@ const BAD_REQUESTS: Array<[string, unknown, 'PROTOCOL' | 'BAD_REQUEST']> = [
   ['hello with a bad peer address', { id: 1, op: 'hello', args: { version: 1, clientId: 'ab'.repeat(16), peerAddr: 'x:0' } }, 'BAD_REQUEST'],
   ['reshare not an array', { id: 1, op: 'reshare', args: { shares: {} } }, 'BAD_REQUEST'],
   ['reshare with a bad file id', { id: 1, op: 'reshare', args: { shares: [{ groupId: 'g', fileId: 'xyz' }] } }, 'BAD_REQUEST'],
+  ['hold without a file id', { id: 1, op: 'hold', args: { groupId: 'g' } }, 'BAD_REQUEST'],
+  ['hold with an uppercase file id', { id: 1, op: 'hold', args: { groupId: 'g', fileId: 'F'.repeat(64) } }, 'BAD_REQUEST'],
+  ['hold with a bad group id', { id: 1, op: 'hold', args: { groupId: '', fileId: FILE_ID } }, 'BAD_REQUEST'],
   ['upload with hashes of the wrong count', { id: 1, op: 'upload_file', args: { groupId: 'g', meta: { ...JSON.parse(encodeMessage(VALID[14]!).toString()).args.meta, size: 1 } } }, 'BAD_REQUEST'],
 ]
 
