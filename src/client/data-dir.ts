@@ -22,6 +22,8 @@ export interface DataDirLayout {
   sessionFile: string
   /** Local share records (shares.ts). */
   sharesFile: string
+  /** Downloads of this client, running and finished (download-records.ts). */
+  downloadsFile: string
   /** Shell history, one command per line, mode 0600. */
   historyFile: string
 }
@@ -39,6 +41,7 @@ export function layoutOf (root: string): DataDirLayout {
     clientIdFile: join(abs, 'client-id.json'),
     sessionFile: join(abs, 'session.json'),
     sharesFile: join(abs, 'shares.json'),
+    downloadsFile: join(abs, 'downloads.json'),
     historyFile: join(abs, 'history'),
   }
 }
