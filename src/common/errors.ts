@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'TIMEOUT',
   'BUSY', // too many requests in flight on one connection
   'INTERNAL',
+  'UNTRUSTED', // a tracker's or peer's certificate is not the pinned or previously trusted one
 ] as const
 export type ErrorCode = (typeof ERROR_CODES)[number]
 
