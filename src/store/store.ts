@@ -3,6 +3,8 @@
 // against every implementation. Every method takes { signal } so a caller can bound it in time.
 // Conditional writes are atomic inside the store: uniqueness, accepting a request, leaving a group
 // (ownership transfer, deleting an empty group), registering a share.
+// Records a read returns may be shared with other callers and frozen: read them, never change them.
+// Arrays of list methods (listGroups, listFiles, listRequests) are the caller's own to sort.
 
 import type { FileMeta } from '../protocol/file-meta.ts'
 
@@ -37,6 +39,16 @@ export interface GroupRecord {
   createdAt: number
   /** Every member including the owner, earliest joiner first. */
   members: Member[]
+}
+
+/** A group's owner and one user's standing in it: what most handlers check, without the member list. */
+export interface GroupAccess {
+  groupId: string
+  owner: string
+  /** The user is a member (the owner is one). */
+  member: boolean
+  /** The user asked to join and waits for the owner. */
+  pending: boolean
 }
 
 export interface GroupSummary {
@@ -92,8 +104,10 @@ export interface Store {
   /** EXISTS when the group id is taken; the owner is its first member. */
   createGroup (groupId: string, owner: string, now: number, opts?: CallOptions): Promise<void>
   getGroup (groupId: string, opts?: CallOptions): Promise<GroupRecord | undefined>
+  /** The owner and the user's standing, or undefined when there is no such group. O(1): no member list is read. */
+  groupAccess (groupId: string, userId: string, opts?: CallOptions): Promise<GroupAccess | undefined>
   listGroups (opts?: CallOptions): Promise<GroupSummary[]>
-  /** Group ids the user is a member of, and those it asked to join. */
+  /** Group ids the user is a member of, and those it asked to join (in no particular order). */
   membershipsOf (userId: string, opts?: CallOptions): Promise<{ member: string[], pending: string[] }>
 
   /** NOT_FOUND (no group), ALREADY_MEMBER, EXISTS (already requested). */

@@ -129,6 +129,19 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>):
         ])
       })
 
+      it('reports the owner and one user\'s standing in a group', async (t) => {
+        const { store } = await setup(t, open)
+        await groupWith(store, 'g1', 'alice', [['bob', 200]])
+        await store.addRequest('g1', 'carol', 300)
+        assert.deepEqual(await store.groupAccess('g1', 'alice'), { groupId: 'g1', owner: 'alice', member: true, pending: false })
+        assert.deepEqual(await store.groupAccess('g1', 'bob'), { groupId: 'g1', owner: 'alice', member: true, pending: false })
+        assert.deepEqual(await store.groupAccess('g1', 'carol'), { groupId: 'g1', owner: 'alice', member: false, pending: true })
+        assert.deepEqual(await store.groupAccess('g1', 'dave'), { groupId: 'g1', owner: 'alice', member: false, pending: false })
+        assert.equal(await store.groupAccess('nope', 'alice'), undefined)
+        await store.leaveGroup('g1', 'alice')
+        assert.deepEqual(await store.groupAccess('g1', 'alice'), { groupId: 'g1', owner: 'bob', member: false, pending: false })
+      })
+
       it('reports the groups a user belongs to and those it asked to join', async (t) => {
         const { store } = await setup(t, open)
         await groupWith(store, 'g1', 'alice', [['bob', 200]])

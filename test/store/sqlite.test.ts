@@ -15,7 +15,8 @@ import { openSqliteStore, SQL } from '../../src/store/sqlite.ts'
 import { APPLICATION_ID } from '../../src/store/sqlite-schema.ts'
 import type { Store } from '../../src/store/store.ts'
 import { tmpDir } from '../helpers/tmp.ts'
-import { storeContract } from './contract.ts'
+import { makeMeta, storeContract } from './contract.ts'
+import { fileId } from '../../src/protocol/file-meta.ts'
 
 storeContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'peershare-store-'))
@@ -109,5 +110,67 @@ describe('sqlite store', () => {
       const scans = plan.filter((d) => d.startsWith('SCAN') && !(name === 'listGroups' && d === 'SCAN g'))
       assert.deepEqual(scans, [], `${name}: ${plan.join('; ')}`)
     }
+  })
+
+  it('serves after many writes, failed ones among them, exactly what it reads back from the file on reopen', async (t) => {
+    const path = join(await tmpDir(t), 'tracker.db')
+    let store = await openSqliteStore(path)
+    t.after(() => store.close())
+    let seed = 7
+    const pick = <T>(items: readonly T[]): T => { // an LCG's high bits: its low bits cycle
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return items[Math.floor(seed / 2 ** 31 * items.length)]!
+    }
+    const users = ['u0', 'u1', 'u2']
+    const groups = ['g0', 'g1', 'g2']
+    const clients = ['c0', 'c1']
+    const names = ['a.bin', 'b.bin']
+    const step = async (i: number): Promise<void> => {
+      const [u, g, c, n] = [pick(users), pick(groups), pick(clients), pick(names)]
+      const sharer = { userId: u, clientId: c }
+      const meta = makeMeta(n, 1000, pick(['x', 'y']))
+      // weighted so that groups grow: a request is accepted only if that very user asked
+      const ops = [
+        () => store.createGroup(g, u, i),
+        () => store.addRequest(g, u, i),
+        () => store.addRequest(g, u, i),
+        () => store.acceptRequest(g, u, i),
+        () => store.acceptRequest(g, u, i),
+        () => store.acceptRequest(g, u, i),
+        () => store.rejectRequest(g, u),
+        () => store.leaveGroup(g, u),
+        () => store.addShare(g, fileId(meta), meta, sharer, i),
+        () => store.addShare(g, fileId(meta), meta, sharer, i),
+        () => store.addShare(g, fileId(meta), meta, sharer, i),
+        () => store.removeShare(g, n, sharer),
+        () => store.setSharesActive(sharer, pick([true, false])),
+        () => store.reactivateShares(sharer, [{ groupId: g, fileId: fileId(meta) }]),
+        () => store.createUser({ userId: u, passwordHash: 'h', createdAt: i }),
+        () => store.createSession({ tokenHash: `${u}${c}`, userId: u, clientId: c, createdAt: i }),
+        () => store.deleteSession(`${u}${c}`),
+      ]
+      await pick(ops)().catch((err: { code?: string }) => assert.ok(err.code !== undefined && err.code !== 'INTERNAL', String(err)))
+    }
+    const snapshot = async (s: Store): Promise<unknown> => {
+      const each = await Promise.all(groups.map(async (g) => [await s.getGroup(g), await s.listRequests(g), await s.listFiles(g)]))
+      const all = await Promise.all(users.map(async (u) => [await s.getUser(u), await s.membershipsOf(u),
+        ...await Promise.all(clients.map((c) => s.getSession(`${u}${c}`)))]))
+      // membershipsOf lists in no particular order: compare as sorted JSON (Buffers become arrays)
+      return JSON.parse(JSON.stringify({ groups: await s.listGroups(), each, all }, (_k, x: unknown) =>
+        Array.isArray(x) && x.every((e) => typeof e === 'string') ? [...x].sort() : x))
+    }
+    let multiSharer = false
+    let inactive = false
+    for (let round = 0; round < 8; round++) {
+      for (let i = 0; i < 250; i++) await step(round * 1000 + i)
+      const served = await snapshot(store)
+      const files = (await Promise.all(groups.map((g) => store.listFiles(g)))).flat()
+      multiSharer ||= files.some((f) => f.sharers.length > 1)
+      inactive ||= files.some((f) => f.sharers.some((x) => !x.active))
+      await store.close()
+      store = await openSqliteStore(path)
+      assert.deepEqual(await snapshot(store), served, `after round ${round}`)
+    }
+    assert.ok(multiSharer && inactive, 'the mix should make files with several sharers, and inactive shares')
   })
 })
