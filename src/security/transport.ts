@@ -1,19 +1,40 @@
 // The one place where peershare accepts and opens connections. Handlers only ever see a connected
-// socket; a later issue wraps both ends in TLS here (identity, fingerprint pinning) without touching them.
-// Plain TCP for now. Owns: listening, dialling with a deadline, closing every accepted socket on close().
+// socket and, over TLS, the fingerprint of the certificate the other end presented (checked before
+// any application byte moves). Owns: listening, dialling with a deadline, the TLS handshake and the
+// trust check (tls.ts decides), closing every accepted socket on close().
+//
+// TLS 1.3 is opted into with `tls`; plain TCP needs `insecurePlaintext: true` from connect(). The old
+// call shapes (listen/dial without either) still mean plain TCP until every caller has switched.
 
 import net from 'node:net'
+import tls from 'node:tls'
 import { once } from 'node:events'
 import { PeershareError } from '../common/errors.ts'
+import { createLog } from '../common/log.ts'
+import type { Identity } from './identity.ts'
+import { shortFingerprint } from './identity.ts'
+import { checkPeer, clientTlsOptions, peerFingerprint, serverTlsOptions } from './tls.ts'
+import type { PeerTrust } from './tls.ts'
+
+const log = createLog('security:transport')
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+
+export interface PeerInfo {
+  /** "SHA256:<hex>" of the other end's certificate; undefined only over insecure plaintext. */
+  fingerprint: string | undefined
+}
 
 export interface ListenOptions {
   host: string
   /** 0 picks a free port (tests). */
   port: number
-  /** Called once per accepted connection, after setNoDelay. */
-  onConnection: (socket: net.Socket) => void
+  /** TLS 1.3 with our identity; every client must present a certificate, whose fingerprint reaches onConnection. */
+  tls?: { identity: Identity }
+  /** Plain TCP, on purpose (benchmarks). Today also what omitting `tls` means (see the file comment). */
+  insecurePlaintext?: boolean
+  /** Called once per accepted connection, after setNoDelay and, over TLS, after the handshake. */
+  onConnection: (socket: net.Socket, peer: PeerInfo) => void
 }
 
 export interface Listener {
@@ -24,13 +45,43 @@ export interface Listener {
 }
 
 export async function listen (opts: ListenOptions): Promise<Listener> {
+  if (opts.tls !== undefined && opts.insecurePlaintext === true) throw new TypeError('listen: tls and insecurePlaintext exclude each other')
   const sockets = new Set<net.Socket>()
-  const server = net.createServer((socket) => {
+  const track = (socket: net.Socket): void => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    socket.setNoDelay(true)
-    opts.onConnection(socket)
-  })
+  }
+  let server: net.Server
+  if (opts.tls === undefined) {
+    server = net.createServer((socket) => {
+      track(socket)
+      socket.setNoDelay(true)
+      opts.onConnection(socket, { fingerprint: undefined })
+    })
+  } else {
+    const tlsServer = tls.createServer(serverTlsOptions(opts.tls.identity))
+    // the raw socket too: close() must also end connections still in their handshake
+    tlsServer.on('connection', track)
+    tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+      track(socket)
+      const fingerprint = peerFingerprint(socket)
+      if (fingerprint === undefined) {
+        // nobody to bind a session or a ticket to: refused before reading a byte
+        log.info('refused a TLS client without a certificate', { remote: remoteOf(socket) })
+        socket.destroy()
+        return
+      }
+      log.debug('TLS connection', { remote: remoteOf(socket), peer: shortFingerprint(fingerprint), cipher: socket.getCipher().name })
+      socket.setNoDelay(true)
+      opts.onConnection(socket, { fingerprint })
+    })
+    // plain TCP, TLS 1.2, garbage: OpenSSL fails the handshake; the socket is closed, nothing is answered
+    tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      log.debug('TLS handshake failed', { remote: remoteOf(socket), code: err.code ?? err.message })
+      socket.destroy()
+    })
+    server = tlsServer
+  }
   // a failed accept (EMFILE...) must not crash the process; the listener keeps serving others
   server.on('error', () => {})
   try {
@@ -58,6 +109,10 @@ export async function listen (opts: ListenOptions): Promise<Listener> {
   }
 }
 
+function remoteOf (socket: net.Socket): string {
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+}
+
 function listenError (err: unknown, host: string, port: number): PeershareError {
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EADDRINUSE') {
@@ -72,28 +127,82 @@ function listenError (err: unknown, host: string, port: number): PeershareError 
   return new PeershareError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err })
 }
 
-export interface DialOptions {
-  signal?: AbortSignal
-  /** Deadline for the TCP connect alone. */
-  timeoutMs?: number
+export interface DialTls {
+  /** Our certificate and key: the other end identifies us by its fingerprint. */
+  identity: Identity
+  /** How the other end's certificate is judged (tls.ts): pinned, trusted on first use, or left to the caller. */
+  trust: PeerTrust
+  /** Names the other end in errors ("tracker 2 (127.0.0.1:6001)"); default "host:port". */
+  label?: string
 }
 
-/** Opens a connection; UNAVAILABLE when refused/unreachable, TIMEOUT past the deadline, the abort reason when aborted. */
+export interface DialOptions {
+  signal?: AbortSignal
+  /** Deadline for the TCP connect and the TLS handshake together. */
+  timeoutMs?: number
+  tls?: DialTls
+  /** Plain TCP, on purpose. Today also what dial() without `tls` means (see the file comment). */
+  insecurePlaintext?: boolean
+}
+
+/** connect() wants the choice said out loud: TLS, or plaintext on purpose. */
+export type ConnectOptions = DialOptions & ({ tls: DialTls, insecurePlaintext?: false } | { tls?: undefined, insecurePlaintext: true })
+
+export interface Connection {
+  socket: net.Socket
+  /** "SHA256:<hex>" of the other end's certificate, already accepted by `trust`; undefined over plaintext. */
+  peerFingerprint: string | undefined
+}
+
+/**
+ * Opens a connection and, with `tls`, completes the TLS 1.3 handshake and the trust check before
+ * returning, so the caller's first byte goes to the party it meant. UNAVAILABLE when refused,
+ * unreachable or the handshake fails; UNTRUSTED when the certificate is not the expected one;
+ * TIMEOUT past the deadline; the abort reason when aborted.
+ */
+export async function connect (host: string, port: number, opts: ConnectOptions): Promise<Connection> {
+  return await open(host, port, opts)
+}
+
+/** Opens a connection and returns its socket (see connect). Without `tls` it is plain TCP, for the callers not yet switched. */
 export async function dial (host: string, port: number, opts: DialOptions = {}): Promise<net.Socket> {
+  return (await open(host, port, opts)).socket
+}
+
+async function open (host: string, port: number, opts: DialOptions): Promise<Connection> {
+  if (opts.tls !== undefined && opts.insecurePlaintext === true) throw new TypeError('dial: tls and insecurePlaintext exclude each other')
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const deadline = AbortSignal.timeout(timeoutMs)
   const signal = opts.signal === undefined ? deadline : AbortSignal.any([opts.signal, deadline])
   signal.throwIfAborted()
-  const socket = net.connect({ host, port })
+  const raw = net.connect({ host, port })
   try {
-    await once(socket, 'connect', { signal })
+    await once(raw, 'connect', { signal })
   } catch (err) {
-    socket.destroy()
+    raw.destroy()
     if (deadline.aborted) throw new PeershareError('TIMEOUT', `no answer from ${host}:${port} within ${timeoutMs} ms`)
     if (opts.signal?.aborted === true) throw opts.signal.reason
     const code = (err as NodeJS.ErrnoException).code ?? 'error'
     throw new PeershareError('UNAVAILABLE', `cannot connect to ${host}:${port} (${code})`, { cause: err })
   }
-  socket.setNoDelay(true)
-  return socket
+  raw.setNoDelay(true)
+  if (opts.tls === undefined) return { socket: raw, peerFingerprint: undefined }
+
+  const label = opts.tls.label ?? `${host}:${port}`
+  const socket = tls.connect({ socket: raw, ...clientTlsOptions(opts.tls.identity) })
+  try {
+    await once(socket, 'secureConnect', { signal })
+    const fingerprint = peerFingerprint(socket)
+    await checkPeer(fingerprint, opts.tls.trust, label)
+    signal.throwIfAborted() // a TOFU write may have outlasted the deadline
+    return { socket, peerFingerprint: fingerprint }
+  } catch (err) {
+    socket.destroy()
+    raw.destroy()
+    if (err instanceof PeershareError) throw err
+    if (deadline.aborted) throw new PeershareError('TIMEOUT', `TLS handshake with ${label} did not finish within ${timeoutMs} ms`)
+    if (opts.signal?.aborted === true) throw opts.signal.reason
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new PeershareError('UNAVAILABLE', `TLS handshake with ${label} failed (${code}): is a peershare TLS server listening there?`, { cause: err })
+  }
 }
