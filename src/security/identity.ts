@@ -4,7 +4,6 @@
 
 import { KeyObject, X509Certificate, createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto'
 import { join } from 'node:path'
-import * as x509 from '@peculiar/x509'
 import { PeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import { createFileExclusive, ensureDir, ensurePrivate, readSmallFile } from './key-files.ts'
@@ -116,6 +115,9 @@ export async function loadOrCreateIdentity (dataDir: string): Promise<Identity> 
 
 /** A fresh self-signed certificate for `privateKey` (PEM). Exported for tests that need throwaway identities. */
 export async function selfSignedCertificate (privateKey: KeyObject): Promise<string> {
+  // loaded only to create a certificate (first start): it costs ~100 ms of start-up and installs
+  // the reflect-metadata polyfill globally, which every later start can do without
+  const x509 = await import('@peculiar/x509')
   const algorithm = cryptoAlgorithmOf(privateKey)
   const keys = {
     privateKey: privateKey.toCryptoKey(algorithm.key, false, ['sign']),
