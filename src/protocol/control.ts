@@ -114,8 +114,13 @@ export interface ControlEvent {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+/**
+ * Requests may carry a FileMeta (upload_file), whose Buffers the encoder turns into base64/hex.
+ * Responses and events must already hold wire shapes (get_file sends encodeFileMeta(meta)): they
+ * are encoded without a replacer, which cost a fifth of the tracker's CPU (one call per key).
+ */
 export function encodeMessage (msg: ControlRequest | ControlResponse | ControlEvent): Buffer {
-  return Buffer.from(JSON.stringify(msg, wireReplacer), 'utf8')
+  return Buffer.from('op' in msg ? JSON.stringify(msg, wireReplacer) : JSON.stringify(msg), 'utf8')
 }
 
 // FileMeta holds Buffers: they never go out as JSON's default {type:'Buffer',data:[...]}
