@@ -4,7 +4,7 @@
 // No I/O: stores and handlers pass the facts in and act on the decision.
 
 import { PeershareError } from '../common/errors.ts'
-import type { GroupRecord, LeaveOutcome, Member } from '../store/store.ts'
+import type { GroupAccess, GroupRecord, LeaveOutcome, Member } from '../store/store.ts'
 
 export type Role = 'owner' | 'member' | 'pending' | 'none'
 
@@ -20,8 +20,13 @@ export function isMember (group: Pick<GroupRecord, 'members'>, userId: string): 
 
 /** Throws NOT_MEMBER unless the user may see and share into the group. */
 export function requireMember (group: Pick<GroupRecord, 'groupId' | 'members'>, userId: string): void {
-  if (!isMember(group, userId)) {
-    throw new PeershareError('NOT_MEMBER', `you are not a member of ${group.groupId}: join_group ${group.groupId} and wait for the owner to accept`)
+  requireMemberAccess({ groupId: group.groupId, member: isMember(group, userId) })
+}
+
+/** requireMember for a caller that has the user's standing already (Store.groupAccess, O(1)). */
+export function requireMemberAccess (access: Pick<GroupAccess, 'groupId' | 'member'>): void {
+  if (!access.member) {
+    throw new PeershareError('NOT_MEMBER', `you are not a member of ${access.groupId}: join_group ${access.groupId} and wait for the owner to accept`)
   }
 }
 

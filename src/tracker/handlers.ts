@@ -6,13 +6,14 @@
 import { PeershareError } from '../common/errors.ts'
 import type { ErrorCode } from '../common/errors.ts'
 import { PROTOCOL_VERSION } from '../protocol/control.ts'
-import type { FileListing, GroupListing, Holder, Op, OpArgs, OpResults } from '../protocol/control.ts'
+import type { GroupListing, Holder, Op, OpArgs, OpResults } from '../protocol/control.ts'
 import { encodeFileMeta, fileId, pieceCount } from '../protocol/file-meta.ts'
 import { hashPassword, verifyDummy, verifyPassword } from '../security/passwords.ts'
-import type { GroupRecord, Store } from '../store/store.ts'
+import type { GroupAccess, GroupRecord, Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
-import { decideLeave, requireCanRequest, requireMember, requireOwner } from './groups.ts'
+import { decideLeave, requireCanRequest, requireMemberAccess, requireOwner } from './groups.ts'
 import type { HolderRegistry } from './holders.ts'
+import { fileListings } from './listings.ts'
 import { issueSession, revokeSession, verifySession } from './sessions.ts'
 
 /** What a connection knows about its client. Mutated by hello, login, resume and logout. */
@@ -62,10 +63,22 @@ async function explain<T> (work: Promise<T>, messages: Partial<Record<ErrorCode,
   }
 }
 
+function noGroup (groupId: string): PeershareError {
+  return new PeershareError('NOT_FOUND', `group ${groupId} does not exist: list_groups shows the groups`)
+}
+
+/** The whole group record, members included: for the rules that need the member list (join, leave). */
 async function groupOf (ctx: HandlerContext, groupId: string): Promise<GroupRecord> {
   const group = await withDeadline((o) => ctx.store.getGroup(groupId, o))
-  if (group === undefined) throw new PeershareError('NOT_FOUND', `group ${groupId} does not exist: list_groups shows the groups`)
+  if (group === undefined) throw noGroup(groupId)
   return group
+}
+
+/** The owner and the user's standing, O(1) (no member list): for the membership and owner checks. */
+async function accessOf (ctx: HandlerContext, groupId: string, userId: string): Promise<GroupAccess> {
+  const access = await withDeadline((o) => ctx.store.groupAccess(groupId, userId, o))
+  if (access === undefined) throw noGroup(groupId)
+  return access
 }
 
 const hello: Handler<'hello'> = async (ctx, args) => {
@@ -157,14 +170,14 @@ const leaveGroup: Handler<'leave_group'> = async (ctx, args) => {
 
 const listRequests: Handler<'list_requests'> = async (ctx, args) => {
   const userId = userOf(ctx)
-  requireOwner(await groupOf(ctx, args.groupId), userId)
+  requireOwner(await accessOf(ctx, args.groupId, userId), userId)
   const requests = await withDeadline((o) => ctx.store.listRequests(args.groupId, o))
   return { groupId: args.groupId, requests: requests.map((r) => ({ userId: r.userId, requestedAt: r.requestedAt })) }
 }
 
 const acceptRequest: Handler<'accept_request'> = async (ctx, args) => {
   const userId = userOf(ctx)
-  requireOwner(await groupOf(ctx, args.groupId), userId)
+  requireOwner(await accessOf(ctx, args.groupId, userId), userId)
   await explain(withDeadline((o) => ctx.store.acceptRequest(args.groupId, args.userId, ctx.now(), o)), {
     NOT_FOUND: `${args.userId} has not asked to join ${args.groupId}: list_requests ${args.groupId} shows who has`,
   })
@@ -173,7 +186,7 @@ const acceptRequest: Handler<'accept_request'> = async (ctx, args) => {
 
 const rejectRequest: Handler<'reject_request'> = async (ctx, args) => {
   const userId = userOf(ctx)
-  requireOwner(await groupOf(ctx, args.groupId), userId)
+  requireOwner(await accessOf(ctx, args.groupId, userId), userId)
   await explain(withDeadline((o) => ctx.store.rejectRequest(args.groupId, args.userId, o)), {
     NOT_FOUND: `${args.userId} has not asked to join ${args.groupId}: list_requests ${args.groupId} shows who has`,
   })
@@ -200,32 +213,15 @@ const listGroups: Handler<'list_groups'> = async (ctx) => {
 
 const listFiles: Handler<'list_files'> = async (ctx, args) => {
   const userId = userOf(ctx)
-  requireMember(await groupOf(ctx, args.groupId), userId)
+  requireMemberAccess(await accessOf(ctx, args.groupId, userId))
   const files = await withDeadline((o) => ctx.store.listFiles(args.groupId, o))
-  const clientIds = new Set<string>()
-  for (const f of files) for (const s of f.sharers) if (s.active) clientIds.add(s.clientId)
-  const presence = await withDeadline((o) => ctx.store.getPresence([...clientIds], o))
-  const out: FileListing[] = files.map((f) => {
-    const online = new Set<string>()
-    for (const s of f.sharers) {
-      // online = an active share from a connected client logged in as that same user
-      if (s.active && presence.get(s.clientId)?.userId === s.userId) online.add(s.userId)
-    }
-    return {
-      name: f.meta.name,
-      fileId: f.fileId,
-      size: f.meta.size,
-      sharers: [...new Set(f.sharers.map((s) => s.userId))].sort(),
-      sharersOnline: online.size,
-    }
-  })
-  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const out = await fileListings(files, (clientIds) => withDeadline((o) => ctx.store.getPresence(clientIds, o)))
   return { groupId: args.groupId, files: out }
 }
 
 const uploadFile: Handler<'upload_file'> = async (ctx, args) => {
   const sharer = sharerOf(ctx)
-  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  requireMemberAccess(await accessOf(ctx, args.groupId, sharer.userId))
   const id = fileId(args.meta)
   const existing = await withDeadline((o) => ctx.store.getFile(args.groupId, args.meta.name, o))
   const alreadyShared = existing !== undefined && existing.fileId === id &&
@@ -246,7 +242,7 @@ const uploadFile: Handler<'upload_file'> = async (ctx, args) => {
 
 const stopShare: Handler<'stop_share'> = async (ctx, args) => {
   const sharer = sharerOf(ctx)
-  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  requireMemberAccess(await accessOf(ctx, args.groupId, sharer.userId))
   const out = await explain(withDeadline((o) => ctx.store.removeShare(args.groupId, args.fileName, sharer, o)), {
     NOT_FOUND: `you do not share ${args.fileName} in ${args.groupId}`,
   })
@@ -261,7 +257,7 @@ const reshare: Handler<'reshare'> = async (ctx, args) => {
 
 const getFile: Handler<'get_file'> = async (ctx, args) => {
   const sharer = sharerOf(ctx)
-  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  requireMemberAccess(await accessOf(ctx, args.groupId, sharer.userId))
   const file = await withDeadline((o) => ctx.store.getFile(args.groupId, args.fileName, o))
   if (file === undefined) {
     throw new PeershareError('NOT_FOUND', `no file named ${args.fileName} in ${args.groupId}: list_files ${args.groupId} shows the files`)
@@ -282,7 +278,7 @@ const getFile: Handler<'get_file'> = async (ctx, args) => {
 
 const hold: Handler<'hold'> = async (ctx, args) => {
   const sharer = sharerOf(ctx)
-  requireMember(await groupOf(ctx, args.groupId), sharer.userId)
+  requireMemberAccess(await accessOf(ctx, args.groupId, sharer.userId))
   // the Store looks files up by name; hold is said once per download (and after a failover), so a scan is fine
   const files = await withDeadline((o) => ctx.store.listFiles(args.groupId, o))
   if (!files.some((f) => f.fileId === args.fileId)) {
