@@ -1,0 +1,176 @@
+// One peer wire connection, either side: socket bytes → FrameDecoder → decodeMessage → one typed event
+// per message; sending with back-pressure (send() returns false when the socket is full); keep-alive
+// and idle timeout. What a message means (serving, downloading) is server.ts's and download.ts's job.
+
+import { EventEmitter } from 'node:events'
+import type net from 'node:net'
+import { PeershareError, toPeershareError } from '../common/errors.ts'
+import { createLog } from '../common/log.ts'
+import { FrameDecoder } from '../protocol/frame.ts'
+import {
+  MAX_HANDSHAKE_FRAME_BYTES, MAX_WIRE_FRAME_BYTES, Msg, decodeMessage, encodeKeepAlive, encodePieceHeader,
+} from '../protocol/wire.ts'
+import type { WireCancel, WireHandshake, WirePiece, WireReject, WireRequest } from '../protocol/wire.ts'
+
+const log = createLog('peer:conn')
+
+export const KEEP_ALIVE_MS = 30_000 // BEP 3 suggests two minutes between messages; we send at a quarter of the timeout
+export const IDLE_TIMEOUT_MS = 120_000 // nothing received for this long: the peer is gone
+
+export interface PeerConnectionEvents {
+  handshake: [msg: WireHandshake]
+  bitfield: [bits: Buffer]
+  have: [piece: number]
+  request: [msg: WireRequest]
+  cancel: [msg: WireCancel]
+  reject: [msg: WireReject]
+  /** `msg.data` is a view into the received frame: copy it if it must outlive a long wait. */
+  piece: [msg: WirePiece]
+  drain: []
+  /** Once, after the socket is gone. `reason` is set when we closed it because of an error. */
+  close: [reason: PeershareError | undefined]
+}
+
+export interface PeerConnectionOptions {
+  keepAliveMs?: number
+  idleTimeoutMs?: number
+}
+
+export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
+  readonly socket: net.Socket
+  /** host:port of the other end, for logs and progress. */
+  readonly remote: string
+  #decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES)
+  #closed = false // the socket is gone ('close' emitted)
+  #closing = false // close() was called: no more sends or dispatches, even before the socket's 'close'
+  #closeReason: PeershareError | undefined
+  #lastReceived = performance.now()
+  #lastSent = performance.now()
+  #timer: NodeJS.Timeout
+  #idleTimeoutMs: number
+  #keepAliveMs: number
+
+  constructor (socket: net.Socket, opts: PeerConnectionOptions = {}) {
+    super()
+    this.socket = socket
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+    this.#keepAliveMs = opts.keepAliveMs ?? KEEP_ALIVE_MS
+    this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.on('drain', () => this.emit('drain'))
+    // 'error' is always followed by 'close'; the reason is kept for the close event
+    socket.on('error', (err) => { this.#closeReason ??= new PeershareError('UNAVAILABLE', `connection to ${this.remote} failed: ${err.message}`, { cause: err }) })
+    socket.on('close', () => this.#onClosed())
+    this.#timer = setInterval(() => this.#tick(), Math.min(this.#keepAliveMs, this.#idleTimeoutMs) / 2)
+    this.#timer.unref() // the socket keeps the process alive, not the keep-alive timer
+  }
+
+  /** True from the moment close() is called (or the socket went away). */
+  get closed (): boolean {
+    return this.#closing || this.#closed
+  }
+
+  /** The handshake is done: frames up to a whole block are allowed from now on. */
+  allowBlocks (): void {
+    this.#decoder.maxFrameBytes = MAX_WIRE_FRAME_BYTES
+  }
+
+  /** Writes an encoded message; false when the socket's buffer is full (wait for 'drain' before more bulk). */
+  send (buf: Buffer): boolean {
+    if (this.closed) return false
+    this.#lastSent = performance.now()
+    return this.socket.write(buf)
+  }
+
+  /** A piece message without copying the block: header and data as two writes in one syscall. */
+  sendPiece (piece: number, offset: number, data: Buffer): boolean {
+    if (this.closed) return false
+    this.#lastSent = performance.now()
+    this.socket.cork()
+    this.socket.write(encodePieceHeader(piece, offset, data.length))
+    const ok = this.socket.write(data)
+    this.socket.uncork()
+    return ok
+  }
+
+  /** Several small messages (requests, cancels) in one syscall. */
+  batch (fn: () => void): void {
+    if (this.closed) return
+    this.socket.cork()
+    try {
+      fn()
+    } finally {
+      this.socket.uncork()
+    }
+  }
+
+  /** Resolves when the socket can take more, or when it closed (callers check `closed`). */
+  async waitDrain (): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.off('drain', done)
+        this.off('close', done)
+        resolve()
+      }
+      this.on('drain', done)
+      this.on('close', done)
+    })
+  }
+
+  /** Idempotent. With a reason, the close is logged and reported in the 'close' event. */
+  close (reason?: PeershareError): void {
+    if (this.closed) return
+    this.#closing = true
+    if (reason !== undefined) {
+      this.#closeReason ??= reason
+      log.debug('closing', { remote: this.remote, code: reason.code, why: reason.message })
+    }
+    this.socket.destroy()
+    // 'close' follows from the socket; #onClosed finishes the job
+  }
+
+  #onData (chunk: Buffer): void {
+    if (this.closed) return
+    this.#lastReceived = performance.now()
+    try {
+      for (const body of this.#decoder.push(chunk)) {
+        if (this.closed) return
+        this.#dispatch(body)
+      }
+    } catch (err) {
+      this.close(toPeershareError(err))
+    }
+  }
+
+  #dispatch (body: Buffer): void {
+    const msg = decodeMessage(body)
+    switch (msg.type) {
+      case Msg.Piece: this.emit('piece', msg); break
+      case Msg.Request: this.emit('request', msg); break
+      case Msg.Have: this.emit('have', msg.piece); break
+      case Msg.Cancel: this.emit('cancel', msg); break
+      case Msg.Reject: this.emit('reject', msg); break
+      case Msg.Bitfield: this.emit('bitfield', msg.bits); break
+      case Msg.Handshake: this.emit('handshake', msg); break
+      case Msg.KeepAlive: break
+    }
+  }
+
+  #tick (): void {
+    const now = performance.now()
+    if (now - this.#lastReceived >= this.#idleTimeoutMs) {
+      this.close(new PeershareError('TIMEOUT', `nothing heard from ${this.remote} for ${Math.round(this.#idleTimeoutMs / 1000)} s`))
+      return
+    }
+    if (now - this.#lastSent >= this.#keepAliveMs) this.send(encodeKeepAlive())
+  }
+
+  #onClosed (): void {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#timer)
+    this.emit('close', this.#closeReason)
+    this.removeAllListeners()
+  }
+}

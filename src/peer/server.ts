@@ -1,0 +1,211 @@
+// The peer server: accepts wire connections and serves blocks of the files the client core makes
+// available through findSource (transmission's Mediator: the peer layer never sees shares or downloads).
+// Per connection: handshake (known file id, else close) → our handshake + bitfield → a bounded queue of
+// requests served one at a time, with back-pressure and the shared upload limit. Tickets and TLS: later.
+
+import type net from 'node:net'
+import type { Bitfield } from '../common/bitfield.ts'
+import { PeershareError, toPeershareError } from '../common/errors.ts'
+import { createLog } from '../common/log.ts'
+import type { FileMeta } from '../protocol/file-meta.ts'
+import {
+  MAX_QUEUED_REQUESTS, RejectReason, checkBlockRange, encodeBitfield, encodeHandshake, encodeHave, encodeReject,
+} from '../protocol/wire.ts'
+import type { WireCancel, WireHandshake, WireRequest } from '../protocol/wire.ts'
+import { listen } from '../security/transport.ts'
+import type { Listener } from '../security/transport.ts'
+import { PeerConnection } from './connection.ts'
+import type { PeerConnectionOptions } from './connection.ts'
+import { TokenBucket } from './rate-limit.ts'
+
+const log = createLog('peer:server')
+
+/** A peer must send its handshake this soon after connecting. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000
+
+/** What the server serves for one file id: a shared file (storage.ts ShareFile) or a running download. */
+export interface PieceSource {
+  meta: FileMeta
+  /** Pieces that may be served now (live: a download's grows). */
+  have (): Bitfield
+  /** Exactly `length` bytes at (piece, offset); FILE_CHANGED when the file no longer matches its metadata. */
+  read (piece: number, offset: number, length: number): Promise<Buffer>
+  /** Called by the server when a read failed with FILE_CHANGED (once per affected connection): drop the share. */
+  onChanged? (): void
+}
+
+export interface PeerServerOptions {
+  host: string
+  port: number
+  findSource: (fileId: string) => PieceSource | undefined
+  /** Bytes/s for all connections together; 0 or absent: no cap. */
+  uploadLimit?: number
+  /** Keep-alive and idle timeout of each connection (tests shorten them). */
+  connection?: PeerConnectionOptions
+}
+
+export interface PeerServer {
+  readonly address: { host: string, port: number }
+  /** Tells the peers connected for `fileId` that we now have `piece` (a download verified it). */
+  notifyHave (fileId: string, piece: number): void
+  /** Closes every connection serving `fileId` (share stopped, file changed). */
+  dropFile (fileId: string): void
+  setUploadLimit (bytesPerSecond: number): void
+  /** Open connections (all files). */
+  connectionCount (): number
+  /** Stops accepting and closes every connection. Idempotent. */
+  close (): Promise<void>
+}
+
+export async function startPeerServer (opts: PeerServerOptions): Promise<PeerServer> {
+  const bucket = new TokenBucket(opts.uploadLimit ?? 0)
+  const served = new Set<Served>()
+  const listener: Listener = await listen({
+    host: opts.host,
+    port: opts.port,
+    onConnection: (socket) => {
+      const s = new Served(socket, opts, bucket)
+      served.add(s)
+      s.conn.once('close', () => served.delete(s))
+    },
+  })
+  return {
+    address: listener.address,
+    notifyHave (fileId, piece) {
+      for (const s of served) if (s.fileId === fileId) s.conn.send(encodeHave(piece))
+    },
+    dropFile (fileId) {
+      for (const s of served) if (s.fileId === fileId) s.conn.close(new PeershareError('UNAVAILABLE', 'no longer served'))
+    },
+    setUploadLimit (bytesPerSecond) {
+      bucket.rate = bytesPerSecond
+    },
+    connectionCount: () => served.size,
+    async close () {
+      for (const s of served) s.conn.close()
+      await listener.close()
+    },
+  }
+}
+
+/** One accepted connection. */
+class Served {
+  readonly conn: PeerConnection
+  fileId: string | undefined
+  #source: PieceSource | undefined
+  #queue: WireRequest[] = []
+  #pumping = false
+  readonly #abort = new AbortController()
+  readonly #opts: PeerServerOptions
+  readonly #bucket: TokenBucket
+  readonly #handshakeTimer: NodeJS.Timeout
+
+  constructor (socket: net.Socket, opts: PeerServerOptions, bucket: TokenBucket) {
+    this.#opts = opts
+    this.#bucket = bucket
+    const conn = this.conn = new PeerConnection(socket, opts.connection)
+    this.#handshakeTimer = setTimeout(() => {
+      conn.close(new PeershareError('TIMEOUT', `no handshake from ${conn.remote} within ${HANDSHAKE_TIMEOUT_MS} ms`))
+    }, HANDSHAKE_TIMEOUT_MS)
+    conn.on('handshake', (msg) => this.#onHandshake(msg))
+    conn.on('request', (msg) => this.#onRequest(msg))
+    conn.on('cancel', (msg) => this.#onCancel(msg))
+    // a downloader may announce what it has; we do not download on this connection, so it is ignored
+    conn.on('bitfield', () => this.#requireHandshake('bitfield'))
+    conn.on('have', () => this.#requireHandshake('have'))
+    conn.on('piece', () => conn.close(new PeershareError('PROTOCOL', `${conn.remote} sent a piece we never asked for`)))
+    conn.on('reject', () => conn.close(new PeershareError('PROTOCOL', `${conn.remote} sent a reject to a server`)))
+    conn.once('close', (reason) => {
+      clearTimeout(this.#handshakeTimer)
+      this.#abort.abort()
+      this.#queue = []
+      if (reason !== undefined) log.debug('connection closed', { remote: conn.remote, code: reason.code, why: reason.message })
+    })
+  }
+
+  #onHandshake (msg: WireHandshake): void {
+    const conn = this.conn
+    if (this.fileId !== undefined) {
+      conn.close(new PeershareError('PROTOCOL', `${conn.remote} sent a second handshake`))
+      return
+    }
+    const source = this.#opts.findSource(msg.fileId)
+    if (source === undefined) {
+      conn.close(new PeershareError('NOT_FOUND', `${conn.remote} asked for file ${msg.fileId.slice(0, 8)}, which we do not serve`))
+      return
+    }
+    clearTimeout(this.#handshakeTimer)
+    this.fileId = msg.fileId
+    this.#source = source
+    conn.allowBlocks()
+    conn.batch(() => {
+      conn.send(encodeHandshake(msg.fileId))
+      conn.send(encodeBitfield(source.have()))
+    })
+  }
+
+  #requireHandshake (what: string): boolean {
+    if (this.#source !== undefined) return true
+    this.conn.close(new PeershareError('PROTOCOL', `${this.conn.remote} sent ${what} before the handshake`))
+    return false
+  }
+
+  #onRequest (req: WireRequest): void {
+    if (!this.#requireHandshake('a request')) return
+    const source = this.#source!
+    const reject = (reason: RejectReason): void => { this.conn.send(encodeReject(req.piece, req.offset, req.length, reason)) }
+    try {
+      checkBlockRange(source.meta, req.piece, req.offset, req.length)
+    } catch {
+      reject(RejectReason.BadRange) // a buggy peer learns why; one that keeps at it only wastes its own link
+      return
+    }
+    // cap: a peer flooding requests gets rejects, not our memory
+    if (this.#queue.length >= MAX_QUEUED_REQUESTS) return reject(RejectReason.Busy)
+    if (!source.have().get(req.piece)) return reject(RejectReason.NotHave)
+    this.#queue.push(req)
+    if (!this.#pumping) void this.#pump()
+  }
+
+  #onCancel (msg: WireCancel): void {
+    if (!this.#requireHandshake('a cancel')) return
+    const i = this.#queue.findIndex((r) => r.piece === msg.piece && r.offset === msg.offset && r.length === msg.length)
+    if (i >= 0) this.#queue.splice(i, 1)
+  }
+
+  /** Serves queued requests one at a time: read, wait for the upload budget, send, wait for drain. */
+  async #pump (): Promise<void> {
+    this.#pumping = true
+    const conn = this.conn
+    const source = this.#source!
+    try {
+      for (let req = this.#queue.shift(); req !== undefined && !conn.closed; req = this.#queue.shift()) {
+        let data: Buffer
+        try {
+          data = await source.read(req.piece, req.offset, req.length)
+        } catch (err) {
+          this.#readFailed(req, err)
+          continue
+        }
+        await this.#bucket.take(data.length, this.#abort.signal)
+        if (!conn.sendPiece(req.piece, req.offset, data)) await conn.waitDrain()
+      }
+    } catch (err) {
+      if (!this.#abort.signal.aborted) conn.close(toPeershareError(err))
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  #readFailed (req: WireRequest, err: unknown): void {
+    const e = toPeershareError(err)
+    if (e.code === 'FILE_CHANGED') {
+      log.warn('shared file changed: no longer serving it', { fileId: this.fileId?.slice(0, 8), why: e.message })
+      this.#source!.onChanged?.()
+      this.conn.close(e)
+      return
+    }
+    log.warn('read failed', { fileId: this.fileId?.slice(0, 8), piece: req.piece, error: e })
+    this.conn.send(encodeReject(req.piece, req.offset, req.length, RejectReason.Unavailable))
+  }
+}
