@@ -1,9 +1,10 @@
 // The client core: the whole API the front ends (shell, --json mode) call, one async method per
 // command, typed results, typed events. It owns the session (token saved in the data dir), the local
-// share records and the peer listener; the connection itself is tracker-link.ts's. No terminal here.
+// share records, the peer server (what it serves: sources.ts) and the downloads (downloads.ts); the
+// connection itself is tracker-link.ts's. No terminal here.
 
 import { EventEmitter } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { PeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
@@ -11,20 +12,27 @@ import { parseTrackerInfo } from '../common/tracker-info.ts'
 import type { TrackerAddress } from '../common/tracker-info.ts'
 import { parseHostPort } from '../protocol/control.ts'
 import type { OpResults } from '../protocol/control.ts'
-import { fileId } from '../protocol/file-meta.ts'
+import { fileId, pieceCount } from '../protocol/file-meta.ts'
 import { validateFileName, validateGroupId, validatePassword, validateUserId } from '../protocol/names.ts'
 import { hashFile } from '../peer/hashing.ts'
-import { listen } from '../security/transport.ts'
-import type { Listener } from '../security/transport.ts'
 import { defaultDataDir, loadClientId, loadSession, openDataDir, saveSession } from './data-dir.ts'
 import type { DataDirLayout } from './data-dir.ts'
+import { DownloadRecords } from './download-records.ts'
+import type { DownloadRecord } from './download-records.ts'
+import { Downloads } from './downloads.ts'
+import type { DownloadInfo, Holder } from './downloads.ts'
+import { checkedFileMeta } from './results.ts'
+import { Serving } from './serving.ts'
 import { ShareBook } from './shares.ts'
 import type { DroppedShare, ShareRecord } from './shares.ts'
+import type { ShareSpec } from './sources.ts'
+import { resolveTarget } from './targets.ts'
 import { TrackerLink } from './tracker-link.ts'
 import type { ConnectedInfo } from './tracker-link.ts'
 
 export type { ConnectedInfo } from './tracker-link.ts'
 export type { DroppedShare } from './shares.ts'
+export type { DownloadInfo, DownloadState } from './downloads.ts'
 
 const log = createLog('client:core')
 
@@ -34,6 +42,8 @@ export interface StartOptions {
   trackersFile: string
   /** Defaults to ~/.peershare/client-<ip>-<port>. */
   dataDir?: string
+  /** Upload cap of the peer server in bytes/s; 0 or absent: none. */
+  uploadLimit?: number
 }
 
 export interface LoginResult {
@@ -46,6 +56,21 @@ export interface LoginResult {
 
 export type UploadResult = OpResults['upload_file'] & { path: string }
 
+export interface DownloadStarted {
+  groupId: string
+  name: string
+  /** Absolute path the file gets once complete. */
+  target: string
+  size: number
+  pieces: number
+  /** Pieces already verified on disk (a download resumed into the same target). */
+  piecesDone: number
+}
+
+export interface DownloadList {
+  downloads: DownloadInfo[]
+}
+
 export interface UploadOptions {
   onProgress?: (doneBytes: number, totalBytes: number) => void
   signal?: AbortSignal
@@ -57,8 +82,10 @@ export interface ClientEvents {
   disconnected: [address: string]
   /** The tracker no longer knows the saved session: the user must log in again. */
   sessionLost: [message: string]
-  /** Shares dropped while restoring a resumed session (file changed or missing, group gone). */
+  /** Shares dropped: while restoring a resumed session, or a shared file changed while served. */
   sharesDropped: [dropped: DroppedShare[]]
+  /** A download completed or failed. */
+  downloadFinished: [info: DownloadInfo]
   /** An event pushed by the tracker. */
   trackerEvent: [name: string, data: unknown]
 }
@@ -71,29 +98,37 @@ export class Client extends EventEmitter<ClientEvents> {
   readonly dataDir: DataDirLayout
   readonly trackers: readonly TrackerAddress[]
   readonly #link: TrackerLink
-  readonly #listener: Listener
+  readonly #serving: Serving
   readonly #shares: ShareBook
+  readonly #downloads: Downloads
   #userId: string | undefined
   #restorePending = false
   #closing: Promise<void> | undefined
 
   private constructor (init: { peerAddr: string, clientId: string, dataDir: DataDirLayout, trackers: TrackerAddress[],
-    link: TrackerLink, listener: Listener, shares: ShareBook, userId: string | undefined }) {
+    link: TrackerLink, serving: Serving, shares: ShareBook, records: DownloadRecords, userId: string | undefined }) {
     super()
     this.peerAddr = init.peerAddr
     this.clientId = init.clientId
     this.dataDir = init.dataDir
     this.trackers = init.trackers
     this.#link = init.link
-    this.#listener = init.listener
+    this.#serving = init.serving
     this.#shares = init.shares
     this.#userId = init.userId
     this.#restorePending = init.userId !== undefined
+    this.#downloads = new Downloads(init.records, init.serving.sources, {
+      locate: (r) => this.#locate(r),
+      holding: (r) => this.#hold(r),
+      verified: (r, piece) => this.#serving.notifyHave(r.fileId, piece),
+      completed: (r) => this.#registerDownload(r),
+    })
+    this.#downloads.on('finished', (info) => this.emit('downloadFinished', info))
     this.#link.on('switched', (info) => this.emit('switched', info))
     this.#link.on('disconnected', (address) => this.emit('disconnected', address))
     this.#link.on('event', (name, data) => this.emit('trackerEvent', name, data))
     this.#link.on('sessionLost', (err) => { void this.#onSessionLost(err) })
-    this.#link.on('connected', (info) => { if (info.resumed) void this.#restoreAfterResume() })
+    this.#link.on('connected', (info) => { if (info.resumed) void this.#afterResume() })
   }
 
   /**
@@ -106,10 +141,18 @@ export class Client extends EventEmitter<ClientEvents> {
     const dataDir = await openDataDir(opts.dataDir ?? defaultDataDir(opts.peerAddr))
     const clientId = await loadClientId(dataDir)
     const shares = await ShareBook.open(dataDir.sharesFile)
+    const records = await DownloadRecords.open(dataDir.downloadsFile)
     const session = await loadSession(dataDir)
-    const listener = await bindPeerPort(peer.host, peer.port)
+    // nothing is served before the client exists (no shares yet), so `client` is set when this runs
+    let client: Client | undefined
+    const serving = await Serving.start({
+      host: peer.host,
+      port: peer.port,
+      uploadLimit: opts.uploadLimit ?? 0,
+      onShareChanged: (spec) => { if (client !== undefined) void client.#onShareChanged(spec) },
+    })
     const link = new TrackerLink({ trackers, clientId, peerAddr: opts.peerAddr, ...(session === undefined ? {} : { token: session.token }) })
-    const client = new Client({ peerAddr: opts.peerAddr, clientId, dataDir, trackers, link, listener, shares, userId: session?.userId })
+    client = new Client({ peerAddr: opts.peerAddr, clientId, dataDir, trackers, link, serving, shares, records, userId: session?.userId })
     try {
       await link.start()
     } catch (err) {
@@ -141,10 +184,14 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#restorePending = false
     await saveSession(this.dataDir, { userId: res.userId, token: res.token })
     const { restored, dropped } = await this.#restoreShares(res.userId)
+    await this.#resumeDownloads(res.userId)
     return { userId: res.userId, restored, dropped }
   }
 
-  /** Stops sharing on the tracker side (records are kept: login restores them) and forgets the session. */
+  /**
+   * Stops sharing on the tracker side (records are kept: login restores them), stops serving and
+   * pauses this user's downloads (login resumes them), and forgets the session.
+   */
   async logout (): Promise<OpResults['logout']> {
     const res = await this.#link.request('logout', {})
     await this.#forgetSession()
@@ -164,6 +211,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const res = await this.#link.request('leave_group', { groupId: validateGroupId(groupId) })
     const userId = this.#userId
     if (userId !== undefined) await this.#shares.remove((r) => r.userId === userId && r.groupId === res.groupId)
+    this.#serveShares()
     return res
   }
 
@@ -202,6 +250,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const res = await this.#link.request('upload_file', { groupId, meta })
     const record: ShareRecord = { userId, groupId, fileId: fileId(meta), path: abs, name: meta.name, size: meta.size, mtimeMs, meta }
     await this.#shares.put(record)
+    this.#serveShares()
     return { ...res, path: abs }
   }
 
@@ -216,19 +265,58 @@ export class Client extends EventEmitter<ClientEvents> {
       // the local record goes either way: the tracker answered (done or "not shared"), or the user asked
       // us to stop and a record would only re-announce it at the next login
       if (userId !== undefined) await this.#shares.remove((r) => r.userId === userId && r.groupId === groupId && r.name === fileName)
+      this.#serveShares()
     }
   }
 
-  /** Closes the tracker connection and the peer port. Idempotent. */
+  /**
+   * Starts downloading a file of the group and returns at once; the download runs in the background
+   * (showDownloads, waitDownloads). `dest`: an existing directory (the file lands there under its
+   * own name) or the target path. Refuses to overwrite anything (EXISTS).
+   */
+  async downloadFile (groupId: string, fileName: string, dest: string): Promise<DownloadStarted> {
+    validateGroupId(groupId)
+    validateFileName(fileName)
+    const userId = this.#userId
+    if (userId === undefined) throw new PeershareError('NOT_LOGGED_IN', NOT_LOGGED_IN)
+    const res = await this.#link.request('get_file', { groupId, fileName })
+    const meta = checkedFileMeta(res.meta, res.fileId, fileName)
+    const target = await resolveTarget(dest, meta.name)
+    const info = await this.#downloads.start({ userId, groupId, fileId: res.fileId, target, meta })
+    return { groupId, name: meta.name, target, size: meta.size, pieces: pieceCount(meta.size, meta.pieceBytes), piecesDone: info.piecesDone }
+  }
+
+  /** The logged-in user's downloads: running ones live, then finished ones. */
+  showDownloads (): DownloadList {
+    const userId = this.#userId
+    return { downloads: userId === undefined ? [] : this.#downloads.list(userId) }
+  }
+
+  /** Resolves once none of the user's downloads runs, with the same list as showDownloads. */
+  async waitDownloads (signal?: AbortSignal): Promise<DownloadList> {
+    const userId = this.#userId
+    if (userId !== undefined) await this.#downloads.waitIdle(userId, signal)
+    return this.showDownloads()
+  }
+
+  /** Stops the downloads (resumable), then closes the tracker connection and the peer server. Idempotent. */
   close (): Promise<void> {
-    this.#closing ??= Promise.all([this.#link.close(), this.#listener.close()]).then(() => {})
+    this.#closing ??= (async () => {
+      await this.#downloads.close()
+      await Promise.all([this.#link.close(), this.#serving.close()])
+    })()
     return this.#closing
   }
 
-  /** After a restart with a saved session: check the files once, re-announce the unchanged ones. */
-  async #restoreAfterResume (): Promise<void> {
+  /** Every resumed connection: the first after a restart restores shares and downloads; later ones hold again. */
+  async #afterResume (): Promise<void> {
     const userId = this.#userId
-    if (!this.#restorePending || userId === undefined) return
+    if (userId === undefined) return
+    if (!this.#restorePending) {
+      // a new tracker connection knows nothing of our partial files: say hold again
+      for (const r of this.#downloads.holding(userId)) this.#hold(r)
+      return
+    }
     this.#restorePending = false
     try {
       const { dropped } = await this.#restoreShares(userId)
@@ -236,6 +324,64 @@ export class Client extends EventEmitter<ClientEvents> {
     } catch (err) {
       log.warn('could not restore the shares after resuming the session', { error: err as Error })
     }
+    await this.#resumeDownloads(userId)
+  }
+
+  async #resumeDownloads (userId: string): Promise<void> {
+    try {
+      await this.#downloads.resumeUser(userId)
+    } catch (err) {
+      log.warn('could not resume the downloads', { error: err as Error })
+    }
+  }
+
+  /** Serves exactly the current user's share records (none when logged out). */
+  #serveShares (): void {
+    const userId = this.#userId
+    this.#serving.serveShares(userId === undefined || this.#restorePending ? [] : this.#shares.of(userId))
+  }
+
+  /** A shared file changed (or vanished) while served: stop sharing it here and on the tracker, tell the user once. */
+  async #onShareChanged (spec: ShareSpec): Promise<void> {
+    const userId = this.#userId
+    this.#serving.dropFile(spec.fileId)
+    if (userId === undefined) return
+    const gone = await stat(spec.path).then(() => false, () => true)
+    const removed = await this.#shares.remove((r) => r.userId === userId && r.fileId === spec.fileId && r.path === spec.path)
+    if (removed.length === 0) return
+    const dropped: DroppedShare[] = removed.map((r) => ({ groupId: r.groupId, name: r.name, path: r.path, reason: gone ? 'missing' : 'changed' }))
+    for (const d of dropped) {
+      await this.#link.request('stop_share', { groupId: d.groupId, fileName: d.name }).catch((err: unknown) => {
+        log.info('could not withdraw a changed share', { groupId: d.groupId, name: d.name, error: err as Error })
+      })
+    }
+    this.#serveShares() // the same file may be shared from elsewhere under another record
+    this.emit('sharesDropped', dropped)
+  }
+
+  /** The holders of a download's file, for the download engine; another file under that name ends it. */
+  async #locate (r: DownloadRecord): Promise<Holder[]> {
+    const res = await this.#link.request('get_file', { groupId: r.groupId, fileName: r.meta.name })
+    if (res.fileId !== r.fileId) {
+      throw new PeershareError('NOT_FOUND', `${r.meta.name} in ${r.groupId} is now a different file: the download cannot continue`)
+    }
+    return res.holders.filter((h) => h.peerAddr !== this.peerAddr).map((h) => ({ peerAddr: h.peerAddr, userId: h.userId }))
+  }
+
+  #hold (r: DownloadRecord): void {
+    this.#link.request('hold', { groupId: r.groupId, fileId: r.fileId }).catch((err: unknown) => {
+      // others only miss us as a source until the next connection says hold again
+      log.info('could not announce a partial file', { groupId: r.groupId, name: r.meta.name, error: err as Error })
+    })
+  }
+
+  /** A finished download becomes a full share of the file in its group, served from its final path. */
+  async #registerDownload (r: DownloadRecord): Promise<void> {
+    if (this.#userId !== r.userId) return // logged out meanwhile: the file is there, unshared
+    const { mtimeMs } = await stat(r.target)
+    await this.#link.request('upload_file', { groupId: r.groupId, meta: r.meta })
+    await this.#shares.put({ userId: r.userId, groupId: r.groupId, fileId: r.fileId, path: r.target, name: r.meta.name, size: r.meta.size, mtimeMs, meta: r.meta })
+    this.#serveShares()
   }
 
   async #restoreShares (userId: string): Promise<{ restored: number, dropped: DroppedShare[] }> {
@@ -253,6 +399,7 @@ export class Client extends EventEmitter<ClientEvents> {
       const removed = await this.#shares.remove((r) => r.userId === userId && gone.has(`${r.groupId}\0${r.fileId}`))
       for (const r of removed) dropped.push({ groupId: r.groupId, name: r.name, path: r.path, reason: 'gone' })
     }
+    this.#serveShares()
     return { restored: res.restored, dropped }
   }
 
@@ -263,9 +410,12 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   async #forgetSession (): Promise<void> {
+    const was = this.#userId
     this.#userId = undefined
     this.#restorePending = false
     this.#link.setToken(undefined)
+    this.#serveShares() // nobody logged in: nothing of theirs is served
+    if (was !== undefined) await this.#downloads.pauseUser(was)
     await saveSession(this.dataDir, undefined)
   }
 }
@@ -290,15 +440,3 @@ async function readTrackersFile (path: string): Promise<TrackerAddress[]> {
   return parseTrackerInfo(text, path)
 }
 
-/** The peer server comes with downloads; until then the port is held (so it is ours) and idle. */
-async function bindPeerPort (host: string, port: number): Promise<Listener> {
-  try {
-    return await listen({ host, port, onConnection: (socket) => socket.destroy() })
-  } catch (err) {
-    const errno = (err as { cause?: NodeJS.ErrnoException }).cause?.code
-    if (errno === 'EADDRINUSE') {
-      throw new PeershareError('UNAVAILABLE', `${host}:${port} is already in use: pick another port`, { cause: err })
-    }
-    throw err
-  }
-}

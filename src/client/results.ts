@@ -5,6 +5,8 @@
 import { PeershareError } from '../common/errors.ts'
 import type { Op } from '../protocol/control.ts'
 import { isFileId, peerAddrArg } from '../protocol/control.ts'
+import { decodeFileMeta, fileId } from '../protocol/file-meta.ts'
+import type { FileMeta } from '../protocol/file-meta.ts'
 import { validateFileName, validateGroupId, validateUserId } from '../protocol/names.ts'
 
 type Check = (v: unknown) => boolean
@@ -53,3 +55,16 @@ export function checkResult (op: Op, result: unknown): void {
   const check = RESULTS[op] ?? ((v: unknown) => typeof v === 'object' && v !== null)
   if (!check(result)) throw new PeershareError('PROTOCOL', `the tracker sent a malformed ${op} result`)
 }
+
+/** The metadata get_file returned, checked: it must be the file asked for, with the id it claims. */
+export function checkedFileMeta (wire: unknown, id: string, asked: string): FileMeta {
+  let meta: FileMeta
+  try {
+    meta = decodeFileMeta(wire)
+  } catch (err) {
+    throw new PeershareError('PROTOCOL', `the tracker sent unusable metadata for ${asked}: ${(err as Error).message}`, { cause: err })
+  }
+  if (meta.name !== asked || fileId(meta) !== id) throw new PeershareError('PROTOCOL', `the tracker sent metadata of another file than ${asked}`)
+  return meta
+}
+

@@ -31,7 +31,7 @@ const MIN_HEALTHY_MS = 1_000
 /** Requests waiting for a connection or an answer: front ends send one at a time, so this is slack. */
 export const MAX_PENDING = 64
 /** Read-only operations are re-sent after a reconnection; others might have been applied already. */
-const RETRY_AFTER_DROP: ReadonlySet<Op> = new Set(['ping', 'list_groups', 'list_files', 'list_requests', 'get_file'])
+const RETRY_AFTER_DROP: ReadonlySet<Op> = new Set(['ping', 'list_groups', 'list_files', 'list_requests', 'get_file', 'hold'])
 /** resume errors that say nothing about the session itself: try another tracker instead. */
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'UNAVAILABLE', 'TIMEOUT', 'BUSY', 'INTERNAL', 'PROTOCOL'])
 
