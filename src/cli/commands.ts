@@ -3,7 +3,7 @@
 // line tokenizer (quotes allow spaces in paths and passwords) and the human formatting helpers.
 
 import { PeershareError } from '../common/errors.ts'
-import type { Client, DroppedShare } from '../client/core.ts'
+import type { Client, DownloadInfo, DroppedShare } from '../client/core.ts'
 
 export interface CommandContext {
   client: Client
@@ -111,6 +111,25 @@ export const COMMANDS: readonly Command[] = [
     name: 'stop_share', args: ['group_id', 'file_name'], summary: 'stop sharing one of your files',
     run: async ({ client }, [g, f]) => await client.stopShare(g!, f!),
     format: (r) => `stopped sharing ${r.name} in ${r.groupId}` + (r.fileRemoved ? '; nobody shares it now, so it left the group' : ''),
+  }),
+  command({
+    name: 'download_file', args: ['group_id', 'file_name', 'destination_path'], summary: 'download a file from the peers that have it (in the background)',
+    detail: 'destination_path: an existing directory (the file keeps its name) or the path of the new file; nothing is ever overwritten. ' +
+      'Pieces come from every peer at once and are checked (SHA-1) as they arrive; an interrupted download resumes after the next login. ' +
+      'show_downloads shows progress, wait waits for the end.',
+    run: async ({ client }, [g, f, d]) => await client.downloadFile(g!, f!, d!),
+    format: (r) => `downloading ${clean(r.name)} (${humanSize(r.size)}, ${plural(r.pieces, 'piece')}) from ${r.groupId} into ${clean(r.target)}` +
+      (r.piecesDone > 0 ? `; resuming with ${r.piecesDone} of ${r.pieces} pieces already here` : '') + ': show_downloads shows progress',
+  }),
+  command({
+    name: 'show_downloads', args: [], summary: 'your downloads: [D] running, [C] completed, [F] failed',
+    run: async ({ client }) => client.showDownloads(),
+    format: (r) => r.downloads.length === 0 ? 'no downloads: download_file <group_id> <file_name> <destination_path>' : r.downloads.map(downloadLine).join('\n'),
+  }),
+  command({
+    name: 'wait', args: [], summary: 'wait until no download is running, then show them (for scripts)',
+    run: async ({ client, signal }) => await client.waitDownloads(signal),
+    format: (r) => r.downloads.length === 0 ? 'no downloads' : r.downloads.map(downloadLine).join('\n'),
   }),
   command({
     name: 'help', args: [], summary: 'list the commands, or explain one: help <command>',
@@ -269,6 +288,42 @@ function ago (ms: number): string {
   if (s < 3600) return `${Math.round(s / 60)} min ago`
   if (s < 86_400) return `${Math.round(s / 3600)} h ago`
   return new Date(ms).toISOString().slice(0, 10)
+}
+
+/** Bytes per second in decimal units, as network rates are usually given ("310 MB/s"). */
+export function humanRate (bps: number): string {
+  if (bps < 1000) return `${Math.round(bps)} B/s`
+  const units = ['kB/s', 'MB/s', 'GB/s']
+  let v = bps / 1000
+  let u = 0
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000
+    u++
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`
+}
+
+export function humanDuration (s: number): string {
+  if (s < 60) return `${Math.max(0, Math.round(s))}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+}
+
+/** Whole percent, never 100 before the end (a 99.7% download is not done). */
+export function percentOf (done: number, total: number): number {
+  if (total === 0 || done >= total) return 100
+  return Math.min(99, Math.floor(done * 100 / total))
+}
+
+/** `[D] [g1] movie.mkv  42%  310 MB/s  ETA 3s  3 peers`, `[C] [g1] file`, `[F] [g1] file — reason`. */
+export function downloadLine (d: DownloadInfo): string {
+  const head = `[${d.groupId}] ${clean(d.file)}`
+  if (d.state === 'completed') return `[C] ${head}`
+  if (d.state === 'failed') return `[F] ${head} — ${clean(d.error?.message ?? 'failed')}`
+  const pct = `${percentOf(d.bytesDone, d.bytes)}%`
+  const connected = d.peers.filter((p) => p.connected).length
+  if (d.state === 'waiting') return `[D] ${head}  ${pct}  waiting for peers`
+  return `[D] ${head}  ${pct}  ${humanRate(d.speedBps)}  ETA ${d.etaS === null ? '?' : humanDuration(d.etaS)}  ${plural(connected, 'peer')}`
 }
 
 export function droppedLine (d: DroppedShare): string {

@@ -28,6 +28,7 @@ export async function runJsonMode (client: Client, input: Readable, write: (line
   client.on('disconnected', (address) => emit({ event: 'disconnected', tracker: address }))
   client.on('sessionLost', (message) => emit({ event: 'sessionLost', message }))
   client.on('sharesDropped', (dropped) => emit({ event: 'sharesDropped', shares: dropped }))
+  client.on('downloadFinished', (info) => emit({ event: 'downloadFinished', download: info }))
   client.on('trackerEvent', (name, data) => emit({ event: 'tracker', name, data }))
 
   const rl = createInterface({ input, terminal: false, crlfDelay: Infinity })

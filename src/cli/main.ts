@@ -7,15 +7,18 @@ import { PeershareError } from '../common/errors.ts'
 import { createLog, setLogLevel } from '../common/log.ts'
 import { Client } from '../client/core.ts'
 import { runJsonMode } from './json-mode.ts'
+import { parseRate } from './rate.ts'
 import { runShell } from './shell.ts'
 
 const log = createLog('cli')
 
-const CLIENT_USAGE = 'peershare client <ip>:<port> <tracker_info_file> [--data-dir DIR] [--json] [--verbose]'
+const CLIENT_USAGE = 'peershare client <ip>:<port> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE] [--json] [--verbose]'
 const USAGE = `usage:
   ${CLIENT_USAGE}
       start a client serving peers on <ip>:<port>, with an interactive shell
-      (--json: one command per stdin line, one JSON reply per stdout line)
+      (--json: one command per stdin line, one JSON reply per stdout line;
+      --upload-limit: cap on what this client sends to peers, e.g. 20MB, 500KB, 1.5MB per second,
+      0 or none for no cap, the default)
   peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--verbose]
       run tracker number <tracker_no> of the trackers file
   peershare --help
@@ -53,6 +56,7 @@ async function runClient (argv: string[]): Promise<number> {
       strict: true,
       options: {
         'data-dir': { type: 'string' },
+        'upload-limit': { type: 'string' },
         json: { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -70,10 +74,18 @@ async function runClient (argv: string[]): Promise<number> {
   if (values.verbose) setLogLevel('debug')
   const [peerAddr, trackersFile] = positionals as [string, string]
   const dataDir = values['data-dir']
+  let uploadLimit = 0
+  if (values['upload-limit'] !== undefined) {
+    const parsed = parseRate(values['upload-limit'])
+    if (parsed === undefined) {
+      throw new UsageError(`--upload-limit '${values['upload-limit'].slice(0, 40)}' is not a rate: use e.g. 20MB, 500KB, 1.5MB, or 0/none for no limit`)
+    }
+    uploadLimit = parsed
+  }
 
   let client: Client
   try {
-    client = await Client.start({ peerAddr, trackersFile, ...(dataDir === undefined ? {} : { dataDir }) })
+    client = await Client.start({ peerAddr, trackersFile, uploadLimit, ...(dataDir === undefined ? {} : { dataDir }) })
   } catch (err) {
     if (err instanceof PeershareError && err.code !== 'INTERNAL') {
       process.stderr.write(`peershare: ${err.message}\n`)

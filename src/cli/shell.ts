@@ -1,6 +1,7 @@
 // The interactive shell for a person: readline prompt (`alice@peershare> `), history kept in the data
 // dir (passwords left out), tab completion of command names, a progress bar while hashing an upload,
-// results as short aligned text. Without a terminal it reads commands one per line, without prompt.
+// a live download bar in front of the prompt while downloads run, results as short aligned text.
+// Without a terminal it reads commands one per line, without prompt or bars.
 // Commands run strictly one at a time, in order.
 
 import { appendFile, readFile, writeFile } from 'node:fs/promises'
@@ -9,12 +10,14 @@ import type { Interface } from 'node:readline'
 import { toPeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import type { Client } from '../client/core.ts'
-import { COMMAND_NAMES, clean, droppedLine, execute, formatResult, historyLine, parseLine } from './commands.ts'
-import { createProgressBar } from './progress.ts'
+import { COMMAND_NAMES, clean, downloadLine, droppedLine, execute, formatResult, historyLine, parseLine } from './commands.ts'
+import { createProgressBar, downloadsBar } from './progress.ts'
 
 const log = createLog('cli:shell')
 
 const HISTORY_LINES = 500
+/** How often the download bar in front of the prompt is redrawn. */
+const DOWNLOAD_BAR_MS = 500
 
 export interface ShellOptions {
   input: NodeJS.ReadStream
@@ -56,6 +59,20 @@ export async function runShell (client: Client, opts: ShellOptions): Promise<voi
   client.on('switched', (info) => notify(`(now connected to tracker ${info.address}${info.resumed ? ', session kept' : ''})`))
   client.on('sessionLost', (message) => { notify(`(${message}: login again)`); setPrompt(rl, client) })
   client.on('sharesDropped', (dropped) => { for (const d of dropped) notify(droppedLine(d)) })
+  client.on('downloadFinished', (info) => notify(downloadLine(info) + (info.state === 'completed' ? ` → ${clean(info.target)}` : '')))
+
+  // the live download bar rides in front of the prompt: readline redraws it with what is typed intact
+  let barShown = false
+  const barTimer = !interactive ? undefined : setInterval(() => {
+    if (running !== undefined) return // a command is printing: its output must not be interleaved
+    const bar = downloadsBar(client.showDownloads().downloads)
+    if (bar === undefined && !barShown) return
+    barShown = bar !== undefined
+    setPrompt(rl, client, bar)
+    rl.prompt(true)
+  }, DOWNLOAD_BAR_MS)
+  barTimer?.unref()
+  rl.once('close', () => clearInterval(barTimer))
 
   if (interactive) {
     const t = client.tracker
@@ -117,8 +134,9 @@ async function runLine (client: Client, line: string, print: (s: string) => void
   return false
 }
 
-function setPrompt (rl: Interface, client: Client): void {
-  rl.setPrompt(client.userId === undefined ? 'peershare> ' : `${client.userId}@peershare> `)
+function setPrompt (rl: Interface, client: Client, bar?: string): void {
+  const base = client.userId === undefined ? 'peershare> ' : `${client.userId}@peershare> `
+  rl.setPrompt(bar === undefined ? base : `${bar} ${base}`)
 }
 
 function complete (line: string): [string[], string] {
