@@ -75,7 +75,7 @@ test('closes a connection that sends garbage or a request before the handshake; 
   assert.equal(good.closed, undefined)
 })
 
-test(`rejects with Busy past ${MAX_QUEUED_REQUESTS} queued requests, serves the queued ones`, async (t) => {
+test(`rejects with Busy past ${MAX_QUEUED_REQUESTS} accepted requests, serves the accepted ones`, async (t) => {
   const dir = await tmpDir(t)
   const file = await makeFile(dir, 'big.bin', 20 * PIECE_BYTES)
   const source = gated(await shareFile(t, file))
@@ -84,13 +84,13 @@ test(`rejects with Busy past ${MAX_QUEUED_REQUESTS} queued requests, serves the 
   await handshake(c, file.id, 20)
   const extra = 5
   c.conn.batch(() => {
-    for (let i = 0; i < MAX_QUEUED_REQUESTS + 1 + extra; i++) c.conn.send(encodeRequest(i >> 2, (i & 3) * BLOCK_BYTES, BLOCK_BYTES))
+    for (let i = 0; i < MAX_QUEUED_REQUESTS + extra; i++) c.conn.send(encodeRequest(i >> 2, (i & 3) * BLOCK_BYTES, BLOCK_BYTES))
   })
-  // one request is being read (held at the gate), MAX_QUEUED_REQUESTS wait in the queue
+  // MAX_QUEUED_REQUESTS accepted in all (some being read, held at the gate; the rest queued)
   await waitFor(() => c.rejects.length === extra || undefined, 'busy rejects')
   assert.ok(c.rejects.every((r) => r.reason === RejectReason.Busy))
   source.open()
-  await waitFor(() => c.pieces.length === MAX_QUEUED_REQUESTS + 1 || undefined, 'every queued block', 20_000)
+  await waitFor(() => c.pieces.length === MAX_QUEUED_REQUESTS || undefined, 'every queued block', 20_000)
   assert.equal(c.closed, undefined)
 })
 
