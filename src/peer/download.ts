@@ -37,7 +37,6 @@ const TICK_MS = 1_000 // request timeouts, re-location, speed sampling
 // slows the peers down instead of filling memory
 const MAX_PENDING_WRITES = 32
 const SPEED_ALPHA = 0.3
-const REFILL_BATCH = 4 // blocks: requests go out a piece at a time once the pipeline is deep
 
 export interface PeerLocation { peerAddr: string, userId: string }
 
@@ -351,15 +350,15 @@ export class Download extends EventEmitter<DownloadEvents> {
   // Blocks and pieces
 
   /**
-   * Tops the peer's requests up to the picker's depth. Unless `force`, only once a piece's worth of
-   * blocks (or half the depth) came back: on loopback each small write costs the sender the receiver's
-   * TCP work too, and one write per block was 20% of the downloader's time in the profile.
+   * Tops the peer's requests up to the picker's depth. Unless `force`, only once half the depth came
+   * back: the depth holds ~500 ms of data, so half is still ample, and on loopback each small write costs
+   * the sender the receiver's TCP work too (one write per block was 20% of the downloader's profile).
    */
   #refill (peer: Peer, force = true): void {
     const conn = peer.conn
     if (!peer.active || conn === undefined || conn.closed || this.#state !== 'running') return
     if (this.#writes.size >= MAX_PENDING_WRITES) return
-    if (!force && peer.outstanding > peer.topped - Math.min(REFILL_BATCH, Math.ceil(peer.topped / 2))) return
+    if (!force && peer.outstanding > Math.floor(peer.topped / 2)) return
     const blocks = this.#picker.next(peer.addr, performance.now())
     peer.outstanding += blocks.length
     peer.topped = peer.outstanding

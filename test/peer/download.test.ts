@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
-import { copyFile, open, readFile, readdir, stat, utimes } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { copyFile, open, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
-import { PIECE_BYTES, fileId, pieceCount } from '../../src/protocol/file-meta.ts'
+import { PIECE_BYTES, encodeFileMeta, fileId, pieceCount } from '../../src/protocol/file-meta.ts'
 import type { FileMeta } from '../../src/protocol/file-meta.ts'
 import { BLOCK_BYTES, blocksInPiece, encodeRequest } from '../../src/protocol/wire.ts'
 import { Download } from '../../src/peer/download.ts'
@@ -133,6 +137,37 @@ test('resumes after a stop from the verified pieces, without fetching them again
   let expected = 0
   for (let i = 0; i < resumed.size; i++) if (!resumed.get(i)) expected += blocksInPiece(file.meta, i)
   assert.equal(second.reads, expected, 'exactly the blocks of the missing pieces are fetched')
+})
+
+test('resumes after kill -9 of the downloading process, without fetching verified pieces again', async (t) => {
+  const dir = await tmpDir(t)
+  const file = await makeFile(dir, 'a.bin', SIZE)
+  const metaPath = join(dir, 'meta.json')
+  await writeFile(metaPath, JSON.stringify(encodeFileMeta(file.meta)))
+  const s1 = await serve(t, new Map<string, PieceSource>([[file.id, await shareFile(t, file)]]), { uploadLimit: 4 * 1024 * 1024 })
+  const target = join(dir, 'out.bin')
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/download-child.ts', import.meta.url)), metaPath, target, s1.addr],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.after(() => { child.kill('SIGKILL') })
+  const exited = once(child, 'exit')
+  let done = 0
+  createInterface({ input: child.stdout }).on('line', (line) => { done = (JSON.parse(line) as { piecesDone: number }).piecesDone })
+  await waitFor(() => done >= 12 || undefined, 'a dozen verified pieces in the child')
+  child.kill('SIGKILL')
+  await exited
+  await s1.close()
+
+  const second = counting(await shareFile(t, file))
+  const s2 = await serve(t, new Map<string, PieceSource>([[file.id, second]]))
+  const d = await download(t, file, target, at(s2.addr))
+  const resumed = d.have().clone()
+  // the resume record lags by at most RESUME_SAVE_MS: most, not necessarily all, of the dozen survive
+  assert.ok(resumed.count() > 0 && resumed.count() < pieceCount(SIZE), `resumed ${resumed.count()} pieces`)
+  assert.equal(await d.run(), 'completed')
+  assert.deepEqual(await readFile(target), file.bytes)
+  let expected = 0
+  for (let i = 0; i < resumed.size; i++) if (!resumed.get(i)) expected += blocksInPiece(file.meta, i)
+  assert.equal(second.reads, expected)
 })
 
 test('refuses a target that exists', async (t) => {
