@@ -67,6 +67,8 @@ export interface DownloadsEvents {
 interface Run {
   record: DownloadRecord
   download: Download
+  /** Paused by us (logout, close): not an end, the record stays 'running'. */
+  stopped: boolean
 }
 
 export class Downloads extends EventEmitter<DownloadsEvents> {
@@ -130,7 +132,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   list (userId: string): DownloadInfo[] {
     return this.#records.of(userId).map((record) => {
       const run = this.#runs.get(record.target)
-      return run !== undefined && run.record === record ? infoOf(run) : infoOfRecord(record)
+      // a run that just ended is still here while it is registered as a share: its record says how it ended
+      return run !== undefined && run.record === record && record.state === 'running' ? infoOf(run) : infoOfRecord(record)
     })
   }
 
@@ -160,7 +163,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
       target: record.target,
       locate: () => this.#hooks.locate(record),
     })
-    return { record, download }
+    return { record, download, stopped: false }
   }
 
   #watch (run: Run): void {
@@ -187,12 +190,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   /** `err`: undefined when completed, 'stopped' when stopped, else why it failed. */
   async #finish (run: Run, err: unknown): Promise<void> {
     const { record, download } = run
-    // paused (logout, close): stays 'running' on disk, resumed later
-    const stopped = err === 'stopped' || this.#runs.get(record.target) !== run
-    this.#runs.delete(record.target)
-    this.#sources.removeDownload(record.fileId, download.source)
     try {
-      if (stopped) return
+      if (err === 'stopped' || run.stopped) return // paused: stays 'running' on disk, resumed later
       const p = download.progress()
       const final = { piecesDone: p.piecesDone, bytesDone: p.bytesDone, peers: contributionsOf(p) }
       if (err === undefined) {
@@ -207,13 +206,17 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     } catch (saveErr) {
       log.warn('could not record the end of a download', { target: record.target, error: saveErr as Error })
     } finally {
+      // only now: `wait` returns once a completed download is also a registered share
+      if (this.#runs.get(record.target) === run) this.#runs.delete(record.target)
+      this.#sources.removeDownload(record.fileId, download.source)
       this.#ended.emit('ended')
     }
   }
 
   async #stop (run: Run): Promise<void> {
-    if (this.#runs.get(run.record.target) !== run) return
-    this.#runs.delete(run.record.target) // first: #finish sees a stop, not a failure
+    if (run.stopped || this.#runs.get(run.record.target) !== run) return
+    run.stopped = true // first: #finish sees a stop, not a failure
+    this.#runs.delete(run.record.target)
     this.#sources.removeDownload(run.record.fileId, run.download.source)
     await run.download.stop()
     this.#ended.emit('ended')

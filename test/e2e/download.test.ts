@@ -4,11 +4,12 @@
 // --upload-limit on the sharers and waits on show_downloads progress, never sleeps.
 
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, open, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import type { Holder } from '../../src/protocol/control.ts'
 import { runPeershare } from '../helpers/client.ts'
+import { content } from '../helpers/peer.ts'
 import { connectRaw, freePort } from '../helpers/tracker.ts'
 import { waitFor } from '../helpers/wait.ts'
 import {
@@ -59,6 +60,32 @@ test('a sharer killed mid-download costs nothing: the others finish it', async (
   await assertComplete(d, bytes)
   assert.ok(piecesFrom(d, carol!) > 0)
   assert.equal(d.peers.find((p: { addr: string }) => p.addr === alice!.client.peerAddr)?.connected ?? false, false)
+})
+
+/** Overwrites the file in place with other bytes of the same size (a new mtime). */
+async function overwrite (path: string, size: number): Promise<void> {
+  const before = await stat(path)
+  const fh = await open(path, 'r+')
+  await fh.write(content(size, 99), 0, size, 0)
+  await fh.close()
+  // a coarse-mtime file system could leave the mtime as it was: move it on explicitly
+  await utimes(path, before.atime, new Date(before.mtimeMs + 2000))
+}
+
+test('a sharer whose file changed on disk stops sharing it at the first request; the download uses the other', async (t) => {
+  const { peers: [alice, carol, bob] } = await swarm(t, [{ user: 'alice' }, { user: 'carol' }, { user: 'bob' }])
+  const bytes = await share(alice!, 'big.bin', 4 * MiB)
+  await share(carol!, 'big.bin', 4 * MiB)
+  await overwrite(join(alice!.dir, 'big.bin'), 4 * MiB) // same size, other bytes, new mtime
+  await bob!.client.ok(`download_file g1 big.bin ${bob!.dir}`)
+  const dropped = await alice!.client.waitEvent('sharesDropped', 20_000)
+  assert.deepEqual(dropped.shares, [{ groupId: 'g1', name: 'big.bin', path: join(alice!.dir, 'big.bin'), reason: 'changed' }])
+  const [d] = (await bob!.client.ok('wait')).downloads
+  await assertComplete(d, bytes)
+  assert.equal(piecesFrom(d, alice!), 0)
+  // alice withdrew it on the tracker too
+  const { files } = await carol!.client.ok('list_files g1')
+  assert.deepEqual(files[0].sharers, ['bob', 'carol'])
 })
 
 test('two downloads at once, from different files', async (t) => {
