@@ -1,21 +1,12 @@
 // Group commit for the SQLite store: one asynchronous fdatasync of the WAL file covers every write
-// committed before it started. Owns the WAL file handles and the durability state; knows nothing
-// of SQL (sqlite.ts commits, then waits here before acknowledging).
+// committed before it started. Owns the WAL file handle and the durability state; knows nothing of
+// SQL (sqlite.ts commits, then waits here before acknowledging).
 //
 // Why: node:sqlite is synchronous, so `synchronous=FULL` would fsync on the one JS thread at every
 // commit. Instead SQLite runs with `synchronous=NORMAL` (a commit is a write() into the -wal file,
 // no fsync) and acknowledgements wait for FileHandle.datasync(), which runs in libuv's threadpool.
-// A write that commits while a sync is running cannot know whether the kernel saw its bytes before
-// the syscall began, so it needs a sync that starts after it.
-//
-// Several handles of the same WAL file, at most one sync running on each: a finished sync is only
-// seen by JS on the event loop's next turn, so with one handle a write committed during a busy
-// turn waited for that turn, the next one and a third (measured under the tracker bench: writes
-// took 2.7x as long as reads). With a free handle its sync starts at once and is seen on the next
-// turn. Why this is safe: fdatasync flushes the inode's dirty pages whichever descriptor wrote
-// them, and Linux (4.13+) reports a writeback error to every open file description that has not
-// seen it yet, so concurrent syncs on distinct descriptors cannot hide an error from one another.
-// When every handle is busy, the writes that arrive share the next sync to start.
+// At most one fsync is in flight and one queued: writes that commit while one is in flight cannot
+// know whether the kernel saw their bytes before the syscall began, so they wait for the next one.
 
 import type { FileHandle } from 'node:fs/promises'
 import { PeershareError } from '../common/errors.ts'
@@ -28,19 +19,15 @@ export interface GroupCommitStats {
 }
 
 export class GroupCommit {
-  /** Handles with no sync running. */
-  readonly #free: FileHandle[]
-  readonly #running = new Set<Promise<void>>()
-  /** Waiters for the next sync to start (every handle was busy when they came). */
+  readonly #fh: FileHandle
+  #inFlight: Promise<void> | undefined
   #next: PromiseWithResolvers<void> | undefined
   #failed: PeershareError | undefined
   #syncs = 0
   #waits = 0
 
-  /** `walHandles`: one or more handles of the same WAL file; one sync may run on each at once. */
-  constructor (walHandles: FileHandle | readonly FileHandle[]) {
-    this.#free = Array.isArray(walHandles) ? [...walHandles] : [walHandles as FileHandle]
-    if (this.#free.length === 0) throw new Error('GroupCommit needs at least one WAL handle')
+  constructor (walHandle: FileHandle) {
+    this.#fh = walHandle
   }
 
   get stats (): GroupCommitStats {
@@ -55,9 +42,8 @@ export class GroupCommit {
     if (this.#failed !== undefined) throw this.#failed
     this.#waits++
     let done: Promise<void>
-    const fh = this.#free.pop()
-    if (fh !== undefined) {
-      done = this.#start(fh)
+    if (this.#inFlight === undefined) {
+      done = this.#start()
     } else {
       this.#next ??= Promise.withResolvers<void>()
       done = this.#next.promise
@@ -74,40 +60,37 @@ export class GroupCommit {
     }
   }
 
-  /** Waits for every started or queued fsync (used before closing the WAL handles). */
+  /** Waits for every started or queued fsync (used before closing the WAL handle). */
   async drain (): Promise<void> {
-    while (this.#running.size > 0 || this.#next !== undefined) {
+    while (this.#inFlight !== undefined || this.#next !== undefined) {
       // errors already reached the writers that waited for these syncs
-      await Promise.allSettled([...this.#running, this.#next?.promise])
+      await (this.#inFlight ?? this.#next?.promise)?.catch(() => undefined)
     }
   }
 
-  #start (fh: FileHandle): Promise<void> {
-    const run = fh.datasync().then(
+  #start (): Promise<void> {
+    const run = this.#fh.datasync().then(
       () => {
         this.#syncs++
-        this.#finish(run, fh)
-        // a sync running when another one failed may have "succeeded" past a lost page: refuse it too
-        if (this.#failed !== undefined) throw this.#failed
+        this.#finish(undefined)
       },
       (err: unknown) => {
         // After a failed fsync the kernel may have dropped the dirty pages (Linux "fsyncgate"):
         // nothing written since can be trusted, so the store refuses every later write.
-        this.#failed ??= new PeershareError('STORE_UNAVAILABLE', 'the tracker could not write its database to disk', { cause: err })
-        this.#finish(run, fh)
+        this.#failed = new PeershareError('STORE_UNAVAILABLE', 'the tracker could not write its database to disk', { cause: err })
+        this.#finish(this.#failed)
         throw this.#failed
       })
-    this.#running.add(run)
+    this.#inFlight = run
     return run
   }
 
-  #finish (run: Promise<void>, fh: FileHandle): void {
-    this.#running.delete(run)
-    this.#free.push(fh)
+  #finish (err: PeershareError | undefined): void {
+    this.#inFlight = undefined
     const next = this.#next
     this.#next = undefined
     if (next === undefined) return
-    if (this.#failed !== undefined) next.reject(this.#failed)
-    else this.#start(this.#free.pop()!).then(next.resolve, next.reject)
+    if (err !== undefined) next.reject(err)
+    else this.#start().then(next.resolve, next.reject)
   }
 }

@@ -20,10 +20,10 @@
 // Durability: SQLite runs with synchronous=NORMAL, so a commit is a write() into <db>-wal without
 // fsync (fast, and the JS thread never waits on the disk). Every write method resolves only after a
 // group commit: one fdatasync of the -wal file, in libuv's threadpool, covering every write committed
-// before it started (at most one running per WAL handle, later writes share the next one). An
-// acknowledged write thus survives kill -9 and power loss. The -wal file stays in place while the
-// connection is open (SQLite removes it only on close; journal_size_limit truncates it after
-// checkpoints, same inode), so the handles opened at start-up serve every fdatasync. Checkpoints are SQLite's automatic ones: they fsync
+// before it started (at most one in flight plus one queued). An acknowledged write thus survives
+// kill -9 and power loss. The -wal file stays in place while the connection is open (SQLite removes
+// it only on close; journal_size_limit truncates it after checkpoints, same inode), so one handle
+// opened at start-up serves every fdatasync. Checkpoints are SQLite's automatic ones: they fsync
 // the WAL and the database themselves.
 // Atomicity: the store has one connection and node:sqlite is synchronous, so a transaction runs to
 // COMMIT without yielding; BEGIN IMMEDIATE still takes the write lock first, against other processes.
@@ -75,33 +75,26 @@ export const SQL = {
 type Statements = { [K in keyof typeof SQL]: StatementSync }
 type SharerId = { userId: string, clientId: string }
 
-/**
- * Handles of the WAL file, so that this many fsyncs can run at once (group-commit.ts says why).
- * libuv's threadpool has 4 threads, and password hashing takes at most 2 of them.
- */
-export const WAL_SYNC_HANDLES = 4
-
 export async function openSqliteStore (path: string): Promise<SqliteStore> {
   const db = openDatabase(path)
-  const wals: FileHandle[] = []
-  const fail = async (what: string, err: unknown): Promise<never> => {
-    await Promise.allSettled(wals.map((fh) => fh.close()))
-    db.close()
-    throw new PeershareError('STORE_UNAVAILABLE', `cannot ${what} ${path}: ${String(err)}`, { cause: err })
-  }
+  let wal: FileHandle | undefined
   try {
-    for (let i = 0; i < WAL_SYNC_HANDLES; i++) wals.push(await open(`${path}-wal`, 'r+'))
+    wal = await open(`${path}-wal`, 'r+')
     await syncDirectory(dirname(path))
   } catch (err) {
-    return await fail('open the write-ahead log of', err)
+    await wal?.close()
+    db.close()
+    throw new PeershareError('STORE_UNAVAILABLE', `cannot open the write-ahead log of ${path}: ${String(err)}`, { cause: err })
   }
   let model: MemoryModel
   try {
     model = loadModel(db)
   } catch (err) {
-    return await fail('read the tracker database', err)
+    await wal.close()
+    db.close()
+    throw new PeershareError('STORE_UNAVAILABLE', `cannot read the tracker database ${path}: ${String(err)}`, { cause: err })
   }
-  return new SqliteStore(db, wals, model)
+  return new SqliteStore(db, wal, model)
 }
 
 /** The database and its -wal file must still be named in the directory after a power loss. */
@@ -119,7 +112,7 @@ async function syncDirectory (dir: string): Promise<void> {
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync
-  readonly #wals: readonly FileHandle[]
+  readonly #wal: FileHandle
   readonly #commit: GroupCommit
   readonly #q: Statements
   readonly #begin: StatementSync
@@ -132,11 +125,11 @@ export class SqliteStore implements Store {
   #closing: Promise<void> | undefined
 
   /** Use openSqliteStore. */
-  constructor (db: DatabaseSync, wals: readonly FileHandle[], model: MemoryModel) {
+  constructor (db: DatabaseSync, wal: FileHandle, model: MemoryModel) {
     this.#db = db
-    this.#wals = wals
+    this.#wal = wal
     this.#model = model
-    this.#commit = new GroupCommit(wals)
+    this.#commit = new GroupCommit(wal)
     this.#q = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Statements
     this.#begin = db.prepare('BEGIN IMMEDIATE')
     this.#end = db.prepare('COMMIT')
@@ -151,7 +144,7 @@ export class SqliteStore implements Store {
   close (): Promise<void> {
     this.#closing ??= (async () => {
       await this.#commit.drain() // writes already committed still get their acknowledgement
-      await Promise.allSettled(this.#wals.map((fh) => fh.close()))
+      await this.#wal.close()
       this.#presence.clear()
       this.#db.close() // checkpoints, fsyncs and removes the -wal file
     })()
