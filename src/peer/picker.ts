@@ -266,9 +266,14 @@ export class Picker {
     const prog = this.#progress.get(piece)
     if (prog === undefined) return { drop: [] }
     const drop: PeerId[] = []
-    for (const peer of new Set(prog.from)) {
-      if (peer === undefined || this.#peers.get(peer.id) !== peer) continue
-      if (++peer.strikes === MAX_STRIKES) drop.push(peer.id)
+    // Only a piece that came whole from one peer proves that peer guilty. A piece assembled from
+    // several peers says nothing about which one lied: striking all of them bans honest peers that
+    // happened to share pieces with a bad one. It is refetched from a single peer (#suspect), and
+    // that attempt is attributable.
+    const sources = new Set(prog.from)
+    const [only] = sources
+    if (sources.size === 1 && only !== undefined && this.#peers.get(only.id) === only) {
+      if (++only.strikes === MAX_STRIKES) drop.push(only.id)
     }
     prog.owners.forEach((owners, b) => {
       for (const peer of owners) peer.inflight.delete(piece * this.#blocksPerPiece + b)
