@@ -9,7 +9,13 @@
 //     blocks, oldest first: pieces complete (and become verifiable and shareable) soonest, and few
 //     partial pieces are held at once.
 //  2. Rarest first: otherwise start the free piece with the fewest peers having it (ties broken at
-//     random, see rarity.ts), so rare pieces are fetched while their holders are still here.
+//     random, see rarity.ts), so rare pieces are fetched while their holders are still here. The random
+//     tie-break is confined to a window near the front: among equally rare pieces, one of the first
+//     NEAR_WINDOW free ones at or after the first missing piece, at random. Pieces then complete roughly
+//     in file order, so the downloader hashes the whole file as it goes (whole-hash.ts) with a few
+//     pieces held in memory, instead of re-reading the file at the end. Rarity still comes first: a
+//     rarer piece anywhere wins over the window, and with no equally rare piece in it the tie-break is
+//     over all of them, as before.
 //  3. Pipelining: each peer is kept at a target depth of outstanding requests, proportional to its
 //     measured throughput (pipeline.ts), so a slow peer holds few blocks hostage.
 //  4. Endgame: once every missing block (that some peer has) is requested, idle peers duplicate
@@ -32,6 +38,11 @@ import { RarityIndex } from './rarity.ts'
 export const REQUEST_TIMEOUT_MS = 20 * TARGET_QUEUE_MS
 export const ENDGAME_MAX_OWNERS = 2 // one duplicate per block: beats a slow holder without flooding
 export const MAX_STRIKES = 3 // hash failures a peer contributed to before we tell the caller to drop it
+// Free pieces near the first missing one among which equally rare pieces are picked at random: wide
+// enough that peers rarely collide on a piece, narrow enough that out-of-order completions stay within
+// what whole-hash.ts holds in memory (its HOLD_PIECES).
+export const NEAR_WINDOW = 16
+const NEAR_SCAN_LIMIT = 1024 // bounds the scan past started and verified pieces (O(1) per start)
 
 export type PeerId = string
 
@@ -118,6 +129,7 @@ export class Picker {
   readonly #peers = new Map<PeerId, PeerState>()
   readonly #progress = new Map<number, Progress>()
   readonly #started = new Set<Progress>() // in progress with unrequested blocks, oldest first
+  #firstMissing = 0 // no piece below it is missing: where the NEAR_WINDOW scan starts
 
   constructor (opts: PickerOptions) {
     this.#geometry = { size: opts.size, pieceBytes: opts.pieceBytes }
@@ -190,7 +202,8 @@ export class Picker {
       want -= this.#take(peer, prog, want, out, now)
     }
     while (want > 0) {
-      const piece = this.#rarity.rarest(i => peer.has.get(i))
+      while (this.#firstMissing < this.pieceCount && this.#have.get(this.#firstMissing)) this.#firstMissing++
+      const piece = this.#rarity.rarestNear(i => peer.has.get(i), this.#firstMissing, NEAR_WINDOW, NEAR_SCAN_LIMIT)
       if (piece < 0) break
       want -= this.#take(peer, this.#start(piece, peer), want, out, now)
     }

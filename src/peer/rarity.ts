@@ -74,6 +74,26 @@ export class RarityIndex {
     return -1
   }
 
+  /**
+   * Like rarest(), but among the free pieces exactly as rare as that answer, prefers the first `window`
+   * of them at or after `from` (in piece order), chosen among at random. Rarity still decides first; the
+   * window only narrows the random tie-break, so pieces complete roughly in file order and the download
+   * can hash the whole file as it goes (see picker.ts). Cost: rarest() + the pieces scanned from `from`,
+   * at most `scanLimit`.
+   */
+  rarestNear (usable: (piece: number) => boolean, from: number, window: number, scanLimit: number): number {
+    const best = this.rarest(usable)
+    if (best < 0 || window <= 0) return best
+    const a = this.#avail[best]!
+    const near: number[] = []
+    const end = Math.min(this.#pos.length, from + scanLimit)
+    for (let i = Math.max(0, from); i < end && near.length < window; i++) {
+      if (this.#pos[i]! >= 0 && this.#avail[i] === a && usable(i)) near.push(i)
+    }
+    if (near.length === 0) return best
+    return near[Math.floor(this.#rand() * near.length)]!
+  }
+
   /** True while some free piece is available from at least one peer. */
   anyFreeAvailable (): boolean {
     for (let a = 1; a < this.#buckets.length; a++) if (this.#buckets[a]!.length > 0) return true

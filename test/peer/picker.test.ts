@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { Bitfield } from '../../src/common/bitfield.ts'
 import { PIECE_BYTES } from '../../src/protocol/file-meta.ts'
 import { BLOCK_BYTES, RejectReason } from '../../src/protocol/wire.ts'
-import { ENDGAME_MAX_OWNERS, MAX_STRIKES, Picker, REQUEST_TIMEOUT_MS } from '../../src/peer/picker.ts'
+import { ENDGAME_MAX_OWNERS, MAX_STRIKES, NEAR_WINDOW, Picker, REQUEST_TIMEOUT_MS } from '../../src/peer/picker.ts'
 import { MAX_DEPTH, MIN_DEPTH, START_DEPTH } from '../../src/peer/pipeline.ts'
 import type { Block } from '../../src/peer/picker.ts'
 
@@ -56,7 +56,7 @@ test('prefersRarerPieces', () => {
   assert.deepEqual(piecesOf(p.next('d', 0)), [2]) // then 2 (three peers) before 0 and 1 (four)
 })
 
-test('breaks ties among equally rare pieces at random, reproducibly for a seed', () => {
+test('breaks ties among equally rare pieces at random within the window near the front, reproducibly for a seed', () => {
   const first = (seed: number): number => {
     const p = picker(64, { seed })
     p.addPeer('a', Bitfield.full(64))
@@ -64,8 +64,36 @@ test('breaks ties among equally rare pieces at random, reproducibly for a seed',
   }
   const seen = new Set<number>()
   for (let seed = 1; seed <= 40; seed++) seen.add(first(seed))
-  assert.ok(seen.size >= 20, `40 seeds started only ${seen.size} different pieces`)
+  assert.ok(seen.size >= NEAR_WINDOW / 2, `40 seeds started only ${seen.size} different pieces`)
+  assert.ok([...seen].every((piece) => piece < NEAR_WINDOW), `a piece outside the window was started: ${[...seen].join(',')}`)
   assert.equal(first(7), first(7))
+})
+
+test('pieces complete near file order: starts stay within the window past the first missing piece', () => {
+  const pieces = 8 * NEAR_WINDOW
+  const p = picker(pieces, { seed: 3 })
+  p.addPeer('a', Bitfield.full(pieces))
+  let now = 0
+  let verified = 0
+  while (!p.isComplete()) {
+    const blocks = p.next('a', now)
+    for (const b of blocks) {
+      // verified pieces are all below the window's end: no piece is started far ahead of the front
+      assert.ok(b.piece < verified + 2 * NEAR_WINDOW + 8, `piece ${b.piece} started with ${verified} verified`)
+      if (p.onBlock('a', b, ++now).pieceComplete) {
+        p.onPieceVerified(b.piece)
+        verified++
+      }
+    }
+  }
+})
+
+test('a rarer piece outside the window still comes first', () => {
+  const pieces = 4 * NEAR_WINDOW
+  const p = picker(pieces, { seed: 5 })
+  p.addPeer('a', Bitfield.full(pieces))
+  p.addPeer('b', bits(pieces, Array.from({ length: pieces - 1 }, (_, i) => i))) // all but the last piece
+  assert.deepEqual(piecesOf(p.next('a', 0)), [pieces - 1])
 })
 
 test('requests a whole piece at the starting depth, with the last block of the file short', () => {
