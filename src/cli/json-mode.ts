@@ -23,7 +23,11 @@ export async function runJsonMode (client: Client, input: Readable, write: (line
     tracker: client.tracker?.address ?? null,
     userId: client.userId ?? null,
     dataDir: client.dataDir.root,
+    fingerprint: client.fingerprint,
   })
+  // trackers refused for their certificate before and after the ready line: one event each
+  for (const u of client.untrustedTrackers) emit({ event: 'untrusted', tracker: u.address, message: u.message })
+  client.on('untrusted', (address, message) => emit({ event: 'untrusted', tracker: address, message }))
   client.on('switched', (info) => emit({ event: 'switched', tracker: info.address, resumed: info.resumed }))
   client.on('disconnected', (address) => emit({ event: 'disconnected', tracker: address }))
   client.on('sessionLost', (message) => emit({ event: 'sessionLost', message }))

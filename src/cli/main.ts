@@ -2,25 +2,32 @@
 // (core, then the shell or --json mode). Usage errors: one line on stderr, exit 2. Start-up
 // failures: one line on stderr, exit 1. Never a stack trace (details with --verbose).
 
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { PeershareError } from '../common/errors.ts'
 import { createLog, setLogLevel } from '../common/log.ts'
-import { Client } from '../client/core.ts'
+import { Client, identityFingerprint } from '../client/core.ts'
 import { runJsonMode } from './json-mode.ts'
 import { parseRate } from './rate.ts'
 import { runShell } from './shell.ts'
 
 const log = createLog('cli')
 
-const CLIENT_USAGE = 'peershare client <ip>:<port> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE] [--json] [--verbose]'
+const CLIENT_USAGE = 'peershare client <ip>:<port> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE] [--json] [--insecure-plaintext] [--verbose]'
+const INSECURE_WARNING = 'WARNING: --insecure-plaintext: no TLS, no certificate checks, no download tickets; ' +
+  'anyone on the path can read and alter traffic, and anyone can fetch what this client shares. For benchmarking only.'
 const USAGE = `usage:
   ${CLIENT_USAGE}
       start a client serving peers on <ip>:<port>, with an interactive shell
       (--json: one command per stdin line, one JSON reply per stdout line;
       --upload-limit: cap on what this client sends to peers, e.g. 20MB, 500KB, 1.5MB per second,
       0 or none for no cap, the default)
-  peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--verbose]
+  peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--insecure-plaintext] [--verbose]
       run tracker number <tracker_no> of the trackers file
+  peershare id [--data-dir DIR]
+      print the identity (certificate fingerprint, SHA256:...) kept in DIR (default: the current
+      directory), as a tracker prints it at start and a trackers file pins it
+  (--insecure-plaintext: plain TCP without certificates or tickets, for benchmarking only)
   peershare --help
 `
 
@@ -42,6 +49,8 @@ async function main (argv: string[]): Promise<number> {
     }
     case 'client':
       return await runClient(rest)
+    case 'id':
+      return await runId(rest)
     default:
       throw new UsageError(`unknown command '${cmd.slice(0, 40)}': use 'client' or 'tracker' (peershare --help)`)
   }
@@ -58,6 +67,7 @@ async function runClient (argv: string[]): Promise<number> {
         'data-dir': { type: 'string' },
         'upload-limit': { type: 'string' },
         json: { type: 'boolean', default: false },
+        'insecure-plaintext': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -85,7 +95,8 @@ async function runClient (argv: string[]): Promise<number> {
 
   let client: Client
   try {
-    client = await Client.start({ peerAddr, trackersFile, uploadLimit, ...(dataDir === undefined ? {} : { dataDir }) })
+    if (values['insecure-plaintext']) process.stderr.write(`peershare: ${INSECURE_WARNING}\n`)
+    client = await Client.start({ peerAddr, trackersFile, uploadLimit, insecurePlaintext: values['insecure-plaintext'], ...(dataDir === undefined ? {} : { dataDir }) })
   } catch (err) {
     if (err instanceof PeershareError && err.code !== 'INTERNAL') {
       process.stderr.write(`peershare: ${err.message}\n`)
@@ -110,6 +121,25 @@ async function runClient (argv: string[]): Promise<number> {
     await client.close()
   }
   return 0
+}
+
+/** `peershare id [--data-dir DIR]`: the fingerprint of the identity in DIR; never creates one. */
+async function runId (argv: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: false, strict: true, options: { 'data-dir': { type: 'string' } } })
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]} (usage: peershare id [--data-dir DIR])`)
+  }
+  const dir = resolve(parsed.values['data-dir'] ?? '.')
+  try {
+    process.stdout.write(`${await identityFingerprint(dir)}\n`)
+    return 0
+  } catch (err) {
+    if (!(err instanceof PeershareError) || err.code === 'INTERNAL') throw err
+    process.stderr.write(`peershare: ${err.message}\n`)
+    return 1
+  }
 }
 
 /** Exits once stdout has taken everything written so far (pipes may be asynchronous). */

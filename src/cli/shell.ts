@@ -57,6 +57,9 @@ export async function runShell (client: Client, opts: ShellOptions): Promise<voi
     if (running === undefined) rl.prompt(true)
   }
   client.on('switched', (info) => notify(`(now connected to tracker ${info.address}${info.resumed ? ', session kept' : ''})`))
+  // a refused certificate may be an attack: said loudly, even when another tracker took over
+  for (const u of client.untrustedTrackers) notify(`UNTRUSTED tracker ${u.address}: ${clean(u.message)}`)
+  client.on('untrusted', (address, message) => notify(`UNTRUSTED tracker ${address}: ${clean(message)}`))
   client.on('sessionLost', (message) => { notify(`(${message}: login again)`); setPrompt(rl, client) })
   client.on('sharesDropped', (dropped) => { for (const d of dropped) notify(droppedLine(d)) })
   client.on('downloadFinished', (info) => notify(downloadLine(info) + (info.state === 'completed' ? ` → ${clean(info.target)}` : '')))

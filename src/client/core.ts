@@ -4,8 +4,8 @@
 // connection itself is tracker-link.ts's. No terminal here.
 
 import { EventEmitter } from 'node:events'
-import { readFile, stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { access, readFile, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { PeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import { parseTrackerInfo } from '../common/tracker-info.ts'
@@ -15,7 +15,10 @@ import type { OpResults } from '../protocol/control.ts'
 import { fileId, pieceCount } from '../protocol/file-meta.ts'
 import { validateFileName, validateGroupId, validatePassword, validateUserId } from '../protocol/names.ts'
 import { hashFile } from '../peer/hashing.ts'
-import { defaultDataDir, loadClientId, loadSession, openDataDir, saveSession } from './data-dir.ts'
+import { CERT_FILE, loadOrCreateIdentity } from '../security/identity.ts'
+import type { Identity } from '../security/identity.ts'
+import { KnownTrackers, knownTrackersPath } from '../security/tls.ts'
+import { defaultDataDir, loadSession, openDataDir, saveSession } from './data-dir.ts'
 import type { DataDirLayout } from './data-dir.ts'
 import { DownloadRecords } from './download-records.ts'
 import type { DownloadRecord } from './download-records.ts'
@@ -44,6 +47,8 @@ export interface StartOptions {
   dataDir?: string
   /** Upload cap of the peer server in bytes/s; 0 or absent: none. */
   uploadLimit?: number
+  /** Plain TCP to trackers and peers, no tickets: for benchmarking only. */
+  insecurePlaintext?: boolean
 }
 
 export interface LoginResult {
@@ -80,6 +85,8 @@ export interface ClientEvents {
   /** Reconnected after a drop, possibly to another tracker. */
   switched: [info: ConnectedInfo]
   disconnected: [address: string]
+  /** A tracker's certificate was refused (pin mismatch, or changed since first use): the message says what to do. */
+  untrusted: [address: string, message: string]
   /** The tracker no longer knows the saved session: the user must log in again. */
   sessionLost: [message: string]
   /** Shares dropped: while restoring a resumed session, or a shared file changed while served. */
@@ -94,7 +101,10 @@ const NOT_LOGGED_IN = 'not logged in: login <user_id> <passwd> first (or create_
 
 export class Client extends EventEmitter<ClientEvents> {
   readonly peerAddr: string
+  /** The hex of this client's certificate fingerprint: the tracker knows the client by it. */
   readonly clientId: string
+  /** "SHA256:<hex>": this client's identity (its TLS certificate). */
+  readonly fingerprint: string
   readonly dataDir: DataDirLayout
   readonly trackers: readonly TrackerAddress[]
   readonly #link: TrackerLink
@@ -105,11 +115,12 @@ export class Client extends EventEmitter<ClientEvents> {
   #restorePending = false
   #closing: Promise<void> | undefined
 
-  private constructor (init: { peerAddr: string, clientId: string, dataDir: DataDirLayout, trackers: TrackerAddress[],
+  private constructor (init: { peerAddr: string, identity: Identity, dataDir: DataDirLayout, trackers: TrackerAddress[],
     link: TrackerLink, serving: Serving, shares: ShareBook, records: DownloadRecords, userId: string | undefined }) {
     super()
     this.peerAddr = init.peerAddr
-    this.clientId = init.clientId
+    this.clientId = clientIdOf(init.identity)
+    this.fingerprint = init.identity.fingerprint
     this.dataDir = init.dataDir
     this.trackers = init.trackers
     this.#link = init.link
@@ -126,6 +137,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#downloads.on('finished', (info) => this.emit('downloadFinished', info))
     this.#link.on('switched', (info) => this.emit('switched', info))
     this.#link.on('disconnected', (address) => this.emit('disconnected', address))
+    this.#link.on('untrusted', (address, err) => this.emit('untrusted', address, err.message))
     this.#link.on('event', (name, data) => this.emit('trackerEvent', name, data))
     this.#link.on('sessionLost', (err) => { void this.#onSessionLost(err) })
     this.#link.on('connected', (info) => { if (info.resumed) void this.#afterResume() })
@@ -139,7 +151,12 @@ export class Client extends EventEmitter<ClientEvents> {
     const peer = parsePeerAddr(opts.peerAddr)
     const trackers = await readTrackersFile(opts.trackersFile)
     const dataDir = await openDataDir(opts.dataDir ?? defaultDataDir(opts.peerAddr))
-    const clientId = await loadClientId(dataDir)
+    // the identity is the client's id everywhere: trackers bind its sessions and shares to it, peers its tickets
+    const identity = await loadOrCreateIdentity(dataDir.root)
+    const clientId = clientIdOf(identity)
+    const security = opts.insecurePlaintext === true
+      ? { insecurePlaintext: true as const }
+      : { identity, known: await KnownTrackers.open(knownTrackersPath(dataDir.root)), trackersFile: resolve(opts.trackersFile) }
     const shares = await ShareBook.open(dataDir.sharesFile)
     const records = await DownloadRecords.open(dataDir.downloadsFile)
     const session = await loadSession(dataDir)
@@ -151,8 +168,8 @@ export class Client extends EventEmitter<ClientEvents> {
       uploadLimit: opts.uploadLimit ?? 0,
       onShareChanged: (spec) => { if (client !== undefined) void client.#onShareChanged(spec) },
     })
-    const link = new TrackerLink({ trackers, clientId, peerAddr: opts.peerAddr, ...(session === undefined ? {} : { token: session.token }) })
-    client = new Client({ peerAddr: opts.peerAddr, clientId, dataDir, trackers, link, serving, shares, records, userId: session?.userId })
+    const link = new TrackerLink({ trackers, clientId, peerAddr: opts.peerAddr, security, ...(session === undefined ? {} : { token: session.token }) })
+    client = new Client({ peerAddr: opts.peerAddr, identity, dataDir, trackers, link, serving, shares, records, userId: session?.userId })
     try {
       await link.start()
     } catch (err) {
@@ -165,6 +182,11 @@ export class Client extends EventEmitter<ClientEvents> {
   /** The logged-in user, as far as this client knows. */
   get userId (): string | undefined {
     return this.#userId
+  }
+
+  /** Trackers whose certificate was refused, with why (until they present a trusted one). */
+  get untrustedTrackers (): Array<{ address: string, message: string }> {
+    return [...this.#link.untrusted].map(([address, err]) => ({ address, message: err.message }))
   }
 
   /** The tracker connected now, if any. */
@@ -418,6 +440,23 @@ export class Client extends EventEmitter<ClientEvents> {
     if (was !== undefined) await this.#downloads.pauseUser(was)
     await saveSession(this.dataDir, undefined)
   }
+}
+
+/**
+ * "SHA256:<hex>" of the identity kept in `dir` (a tracker's or a client's data dir), for
+ * `peershare id`. Never creates one: NOT_FOUND when there is none.
+ */
+export async function identityFingerprint (dir: string): Promise<string> {
+  try {
+    await access(join(dir, CERT_FILE))
+  } catch {
+    throw new PeershareError('NOT_FOUND', `no identity in ${dir} (no ${CERT_FILE}): pass the data dir of a tracker or client with --data-dir`)
+  }
+  return (await loadOrCreateIdentity(dir)).fingerprint
+}
+
+function clientIdOf (identity: Identity): string {
+  return identity.fingerprint.slice('SHA256:'.length)
 }
 
 function parsePeerAddr (text: string): { host: string, port: number } {

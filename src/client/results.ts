@@ -19,6 +19,9 @@ const groupId = ok(validateGroupId)
 const fileName = ok(validateFileName)
 const peerAddr = ok(peerAddrArg)
 const isObject: Check = (v) => typeof v === 'object' && v !== null && !Array.isArray(v)
+const optional = (c: Check): Check => (v) => v === undefined || c(v)
+const hex64: Check = (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v)
+const fingerprint: Check = (v) => typeof v === 'string' && /^SHA256:[0-9a-f]{64}$/.test(v)
 const nullable = (c: Check): Check => (v) => v === null || c(v)
 const oneOf = (...values: string[]): Check => (v) => typeof v === 'string' && values.includes(v)
 const arrayOf = (c: Check): Check => (v) => Array.isArray(v) && v.every(c)
@@ -29,7 +32,7 @@ const obj = (shape: Record<string, Check>): Check => (v) => {
 }
 
 const RESULTS: Partial<Record<Op, Check>> = {
-  hello: obj({ version: num, trackerNo: num }),
+  hello: obj({ version: num, trackerNo: num, ticketKey: optional(hex64) }),
   create_user: obj({ userId }),
   login: obj({ userId, token: (v) => typeof v === 'string' && /^[A-Za-z0-9_-]{43}$/.test(v) }),
   resume: obj({ userId }),
@@ -46,7 +49,14 @@ const RESULTS: Partial<Record<Op, Check>> = {
   stop_share: obj({ groupId, name: fileName, fileRemoved: bool }),
   reshare: obj({ restored: num, gone: arrayOf(obj({ groupId, fileId: isFileId })) }),
   // meta is checked in full by decodeFileMeta where it is used (core.ts)
-  get_file: obj({ groupId, fileId: isFileId, meta: isObject, holders: arrayOf(obj({ userId, peerAddr, complete: bool })) }),
+  get_file: obj({
+    groupId,
+    fileId: isFileId,
+    meta: isObject,
+    holders: arrayOf(obj({ userId, peerAddr, complete: bool, fingerprint: optional(fingerprint) })),
+    ticket: optional((v) => typeof v === 'string' && v.length <= 2048 && /^[A-Za-z0-9+/]*={0,2}$/.test(v)),
+    ticketExpiresAt: optional(num),
+  }),
   hold: obj({ groupId, fileId: isFileId }),
 }
 

@@ -14,7 +14,11 @@ import type { TrackerAddress } from '../common/tracker-info.ts'
 import { MAX_FRAME_BYTES, MAX_REQUEST_ID, PROTOCOL_VERSION, decodeServerMessage, encodeMessage } from '../protocol/control.ts'
 import type { Op, OpArgs, OpResults } from '../protocol/control.ts'
 import { FrameDecoder, encodeFrame } from '../protocol/frame.ts'
-import { dial } from '../security/transport.ts'
+import type { Identity } from '../security/identity.ts'
+import { trackerTrust } from '../security/tls.ts'
+import type { KnownTrackers } from '../security/tls.ts'
+import { connect } from '../security/transport.ts'
+import type { ConnectOptions } from '../security/transport.ts'
 import { checkResult } from './results.ts'
 
 const log = createLog('client:link')
@@ -35,10 +39,18 @@ const RETRY_AFTER_DROP: ReadonlySet<Op> = new Set(['ping', 'list_groups', 'list_
 /** resume errors that say nothing about the session itself: try another tracker instead. */
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['STORE_UNAVAILABLE', 'UNAVAILABLE', 'TIMEOUT', 'BUSY', 'INTERNAL', 'PROTOCOL'])
 
+/** How the link secures its connections: TLS 1.3 (the default of the client), or plaintext on purpose. */
+export type LinkSecurity =
+  /** Our identity; trackers are pinned by the trackers file, else trusted on first use (`known`). */
+  | { identity: Identity, known: KnownTrackers, trackersFile: string }
+  /** --insecure-plaintext: benchmarking only. */
+  | { insecurePlaintext: true }
+
 export interface LinkOptions {
   trackers: readonly TrackerAddress[]
   clientId: string
   peerAddr: string
+  security: LinkSecurity
   /** Session token to resume on every connection. */
   token?: string
 }
@@ -48,6 +60,11 @@ export interface ConnectedInfo {
   trackerNo: number
   /** The session token was accepted again (no new login needed). */
   resumed: boolean
+  /**
+   * The tracker's ticket public key (64 hex) from hello, only when its certificate was verified
+   * (pinned or trusted): the peer server accepts tickets signed by it.
+   */
+  ticketKey?: string
 }
 
 export interface LinkEvents {
@@ -55,6 +72,8 @@ export interface LinkEvents {
   /** A reconnection (after a drop), possibly to another tracker. */
   switched: [info: ConnectedInfo]
   disconnected: [address: string]
+  /** A tracker presented a certificate we do not trust (pin mismatch, changed since first use): refused. */
+  untrusted: [address: string, error: PeershareError]
   /** The tracker refused the saved token: the user must log in again. */
   sessionLost: [error: PeershareError]
   /** A message the tracker pushed without being asked. */
@@ -70,6 +89,9 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
   readonly #trackers: readonly TrackerAddress[]
   readonly #clientId: string
   readonly #peerAddr: string
+  readonly #security: LinkSecurity
+  /** address → why its certificate was refused, until it presents a trusted one: said, not hidden by failover. */
+  readonly #untrusted = new Map<string, PeershareError>()
   #token: string | undefined
   #conn: Conn | undefined
   #waiters = new Set<{ resolve: (c: Conn) => void }>()
@@ -86,6 +108,7 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
     this.#trackers = opts.trackers
     this.#clientId = opts.clientId
     this.#peerAddr = opts.peerAddr
+    this.#security = opts.security
     this.#token = opts.token
     this.#firstRound = new Promise((resolve) => { this.#firstRoundDone = resolve })
   }
@@ -107,6 +130,11 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
 
   setToken (token: string | undefined): void {
     this.#token = token
+  }
+
+  /** Trackers refused for their certificate (address → error), until they present a trusted one. */
+  get untrusted (): ReadonlyMap<string, PeershareError> {
+    return this.#untrusted
   }
 
   /** Every tracker address, for messages. */
@@ -161,6 +189,11 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
   }
 
   #unreachable (): PeershareError {
+    if (this.#untrusted.size > 0) {
+      // the reason the user must act on: a connection refusal elsewhere would only hide it
+      const why = [...this.#untrusted.values()].map((e) => e.message).join('; ')
+      return new PeershareError('UNTRUSTED', `no trusted tracker reachable: ${why}`)
+    }
     return new PeershareError('UNAVAILABLE', `no tracker reachable (tried ${this.addresses.join(', ')}): start one with npm start`)
   }
 
@@ -201,7 +234,8 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
       const address = addressOf(tracker)
       let healthy = false
       try {
-        const socket = await dial(tracker.host, tracker.port, { signal: stop, timeoutMs: CONNECT_TIMEOUT_MS })
+        const socket = await this.#dial(tracker, stop)
+        this.#untrusted.delete(address)
         const conn = new Conn(socket, (name, data) => this.emit('event', name, data))
         this.#conn = conn
         try {
@@ -229,7 +263,17 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
         }
       } catch (err) {
         if (stop.aborted) break
-        log.info('cannot use tracker', { address, error: err as Error })
+        if (err instanceof PeershareError && err.code === 'UNTRUSTED') {
+          const known = this.#untrusted.get(address)
+          this.#untrusted.set(address, err)
+          // said once per certificate: the failover loop retries every round
+          if (known?.message !== err.message) {
+            log.warn('refused a tracker certificate', { address, error: err })
+            this.emit('untrusted', address, err)
+          }
+        } else {
+          log.info('cannot use tracker', { address, error: err as Error })
+        }
       }
       if (!healthy) failedInRound++
       index = (index + 1) % this.#trackers.length
@@ -246,6 +290,15 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
     }
   }
 
+  async #dial (tracker: TrackerAddress, signal: AbortSignal): Promise<Socket> {
+    const sec = this.#security
+    const base = { signal, timeoutMs: CONNECT_TIMEOUT_MS }
+    const opts: ConnectOptions = 'insecurePlaintext' in sec
+      ? { ...base, insecurePlaintext: true }
+      : { ...base, tls: { identity: sec.identity, trust: trackerTrust(tracker, sec.known, sec.trackersFile), label: `tracker ${tracker.no} (${addressOf(tracker)})` } }
+    return (await connect(tracker.host, tracker.port, opts)).socket
+  }
+
   /** hello, then resume when there is a token. Throws when this tracker cannot be used. */
   async #handshake (conn: Conn, tracker: TrackerAddress): Promise<ConnectedInfo> {
     const signal = AbortSignal.any([AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS), this.#stop.signal])
@@ -253,6 +306,8 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
       this.#takeId(), signal) as Partial<OpResults['hello']> | null
     const trackerNo = typeof hello?.trackerNo === 'number' ? hello.trackerNo : tracker.no
     const info: ConnectedInfo = { address: addressOf(tracker), trackerNo, resumed: false }
+    // only a verified tracker may tell us which ticket key to trust (the connection passed its trust check)
+    if (!('insecurePlaintext' in this.#security) && typeof hello?.ticketKey === 'string') info.ticketKey = hello.ticketKey
     const token = this.#token
     if (token === undefined) return info
     try {

@@ -69,10 +69,13 @@ export interface Holder {
   peerAddr: string
   /** true: an online full sharer; false: a client still downloading it (serves its verified pieces). */
   complete: boolean
+  /** "SHA256:<hex>" of the holder's certificate (over TLS): the downloader accepts no other. */
+  fingerprint?: string
 }
 
 export interface OpResults {
-  hello: { version: number, trackerNo: number }
+  /** ticketKey (over TLS): the tracker's Ed25519 ticket public key, 64 hex; peers accept tickets it signed. */
+  hello: { version: number, trackerNo: number, ticketKey?: string }
   ping: Record<string, never>
   create_user: { userId: string }
   login: { userId: string, token: string }
@@ -89,7 +92,11 @@ export interface OpResults {
   upload_file: { groupId: string, name: string, fileId: string, size: number, pieces: number, alreadyShared: boolean }
   stop_share: { groupId: string, name: string, fileRemoved: boolean }
   reshare: { restored: number, gone: Array<{ groupId: string, fileId: string }> }
-  get_file: { groupId: string, fileId: string, meta: FileMetaWire, holders: Holder[] }
+  /**
+   * ticket (over TLS): base64 of a security/tickets.ts ticket naming the caller's certificate, valid
+   * with every holder until ticketExpiresAt (ms since the epoch); a download asks again before then.
+   */
+  get_file: { groupId: string, fileId: string, meta: FileMetaWire, holders: Holder[], ticket?: string, ticketExpiresAt?: number }
   hold: { groupId: string, fileId: string }
 }
 

@@ -9,6 +9,8 @@ import { PROTOCOL_VERSION } from '../protocol/control.ts'
 import type { GroupListing, Holder, Op, OpArgs, OpResults } from '../protocol/control.ts'
 import { encodeFileMeta, fileId, pieceCount } from '../protocol/file-meta.ts'
 import { hashPassword, verifyDummy, verifyPassword } from '../security/passwords.ts'
+import { TICKET_TTL_MS, rawPublicKey, signTicket } from '../security/tickets.ts'
+import type { TicketSigner } from '../security/tickets.ts'
 import type { GroupAccess, GroupRecord, Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { decideLeave, requireCanRequest, requireMemberAccess, requireOwner } from './groups.ts'
@@ -21,11 +23,17 @@ export interface ConnectionState {
   clientId: string | undefined
   peerAddr: string | undefined
   session: { userId: string, tokenHash: string } | undefined
+  /** "SHA256:<hex>" of the client's TLS certificate (its identity and clientId); undefined over plaintext. */
+  certFingerprint: string | undefined
 }
 
 export interface HandlerContext {
   store: Store
   trackerNo: number
+  /** Signs download tickets (get_file); undefined: no tickets (insecure plaintext). */
+  ticketSigner?: TicketSigner | undefined
+  /** Lifetime of the tickets get_file signs (default TICKET_TTL_MS). */
+  ticketTtlMs?: number
   conn: ConnectionState
   now (): number
   /** Records that this connection now holds the presence of its client (after login/resume). */
@@ -41,6 +49,16 @@ export interface HandlerContext {
 type Handler<O extends Op> = (ctx: HandlerContext, args: OpArgs[O]) => Promise<OpResults[O]>
 
 const NOT_LOGGED_IN = 'not logged in: login <user_id> <passwd> first, or create_user'
+
+/** The clientId of a TLS client: the hex of its certificate fingerprint (64 hex, what hello accepts). */
+export function clientIdOf (fingerprint: string): string {
+  return fingerprint.slice('SHA256:'.length)
+}
+
+/** The certificate fingerprint behind a clientId set by clientIdOf (over TLS every clientId is one). */
+function fingerprintOfClient (clientId: string): string | undefined {
+  return /^[0-9a-f]{64}$/.test(clientId) ? 'SHA256:' + clientId : undefined
+}
 
 function userOf (ctx: HandlerContext): string {
   if (ctx.conn.session === undefined) throw new PeershareError('NOT_LOGGED_IN', NOT_LOGGED_IN)
@@ -87,9 +105,14 @@ const hello: Handler<'hello'> = async (ctx, args) => {
   if (args.version !== PROTOCOL_VERSION) {
     throw new PeershareError('PROTOCOL', `this tracker speaks protocol version ${PROTOCOL_VERSION}, the client ${args.version}: use matching versions`)
   }
-  ctx.conn.clientId = args.clientId
+  // over TLS the certificate is the client's identity: a clientId it merely claims could be anyone's,
+  // and sessions, shares and presence are bound to the clientId
+  const cert = ctx.conn.certFingerprint
+  ctx.conn.clientId = cert === undefined ? args.clientId : clientIdOf(cert)
   ctx.conn.peerAddr = args.peerAddr
-  return { version: PROTOCOL_VERSION, trackerNo: ctx.trackerNo }
+  const signer = ctx.ticketSigner
+  if (cert === undefined || signer === undefined) return { version: PROTOCOL_VERSION, trackerNo: ctx.trackerNo }
+  return { version: PROTOCOL_VERSION, trackerNo: ctx.trackerNo, ticketKey: rawPublicKey(signer.publicKey).toString('hex') }
 }
 
 const ping: Handler<'ping'> = async () => ({})
@@ -267,13 +290,30 @@ const getFile: Handler<'get_file'> = async (ctx, args) => {
   const holders: Holder[] = []
   for (const s of candidates) {
     const p = presence.get(s.clientId)
-    if (p !== undefined && p.userId === s.userId) holders.push({ userId: s.userId, peerAddr: p.peerAddr, complete: true })
+    if (p !== undefined && p.userId === s.userId) holders.push(holderOf(ctx, s.userId, s.clientId, p.peerAddr, true))
   }
   const full = new Set(candidates.map((s) => s.clientId))
   for (const h of ctx.holders.holdersOf(args.groupId, file.fileId)) {
-    if (h.clientId !== sharer.clientId && !full.has(h.clientId)) holders.push({ userId: h.userId, peerAddr: h.peerAddr, complete: false })
+    if (h.clientId !== sharer.clientId && !full.has(h.clientId)) holders.push(holderOf(ctx, h.userId, h.clientId, h.peerAddr, false))
   }
-  return { groupId: args.groupId, fileId: file.fileId, meta: encodeFileMeta(file.meta), holders }
+  const out: OpResults['get_file'] = { groupId: args.groupId, fileId: file.fileId, meta: encodeFileMeta(file.meta), holders }
+  const requester = ctx.conn.certFingerprint
+  if (requester !== undefined && ctx.ticketSigner !== undefined) {
+    // one ticket for every holder: it names the requester's certificate, and each holder checks that
+    // against the certificate of the connection presenting it
+    const expiresAt = ctx.now() + (ctx.ticketTtlMs ?? TICKET_TTL_MS)
+    out.ticket = signTicket({ requester, fileId: file.fileId, groupId: args.groupId, expiresAt }, ctx.ticketSigner).toString('base64')
+    out.ticketExpiresAt = expiresAt
+  }
+  return out
+}
+
+/** A holder as get_file returns it: over TLS with its certificate fingerprint, which the downloader pins. */
+function holderOf (ctx: HandlerContext, userId: string, clientId: string, peerAddr: string, complete: boolean): Holder {
+  const holder: Holder = { userId, peerAddr, complete }
+  const fingerprint = ctx.conn.certFingerprint === undefined ? undefined : fingerprintOfClient(clientId)
+  if (fingerprint !== undefined) holder.fingerprint = fingerprint
+  return holder
 }
 
 const hold: Handler<'hold'> = async (ctx, args) => {

@@ -11,11 +11,13 @@ import { parseTrackerInfo } from '../common/tracker-info.ts'
 import type { TrackerAddress } from '../common/tracker-info.ts'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Store } from '../store/store.ts'
+import { loadOrCreateIdentity } from '../security/identity.ts'
+import { loadOrCreateTicketKey } from '../security/ticket-key.ts'
 import { startTrackerServer } from './server.ts'
 
 const log = createLog('tracker')
 
-export const TRACKER_USAGE = 'usage: peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store sqlite] [--verbose]'
+export const TRACKER_USAGE = 'usage: peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store sqlite] [--insecure-plaintext] [--verbose]'
 
 /** A mistake in the command line: exit code 2 and the usage line. */
 class UsageError extends Error {}
@@ -26,6 +28,8 @@ export interface TrackerConfig {
   dataDir: string
   store: 'sqlite'
   verbose: boolean
+  /** Plain TCP instead of TLS 1.3: for benchmarking only (a warning is printed). */
+  insecurePlaintext: boolean
 }
 
 export function parseTrackerArgs (argv: string[]): TrackerConfig {
@@ -39,6 +43,7 @@ export function parseTrackerArgs (argv: string[]): TrackerConfig {
         'data-dir': { type: 'string' },
         store: { type: 'string', default: 'sqlite' },
         verbose: { type: 'boolean', short: 'v', default: false },
+        'insecure-plaintext': { type: 'boolean', default: false },
       },
     })
   } catch (err) {
@@ -52,7 +57,7 @@ export function parseTrackerArgs (argv: string[]): TrackerConfig {
   if (values.store === 'etcd') throw new UsageError('etcd store not available yet: use --store sqlite')
   if (values.store !== 'sqlite') throw new UsageError(`unknown store '${values.store}': use --store sqlite`)
   const dataDir = values['data-dir'] ?? join('data', `tracker-${trackerNo}`)
-  return { infoFile, trackerNo, dataDir: resolve(dataDir), store: 'sqlite', verbose: values.verbose }
+  return { infoFile, trackerNo, dataDir: resolve(dataDir), store: 'sqlite', verbose: values.verbose, insecurePlaintext: values['insecure-plaintext'] }
 }
 
 async function trackerAddress (infoFile: string, trackerNo: number): Promise<TrackerAddress> {
@@ -101,6 +106,14 @@ async function serve (config: TrackerConfig): Promise<void> {
   if (config.verbose) setLogLevel('debug')
   const me = await trackerAddress(config.infoFile, config.trackerNo)
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  // the identity (TLS certificate) and the ticket key exist even in plaintext mode: switching back
+  // to TLS then keeps the fingerprint clients pinned
+  const identity = await loadOrCreateIdentity(config.dataDir)
+  const ticketKey = await loadOrCreateTicketKey(config.dataDir)
+  if (config.insecurePlaintext) {
+    process.stderr.write('peershare tracker: WARNING: --insecure-plaintext: no TLS, no client identities, no download tickets; ' +
+      'anyone on the path can read and alter traffic. For benchmarking only.\n')
+  }
   const storePath = join(config.dataDir, 'tracker.sqlite')
   let store: Store
   try {
@@ -115,9 +128,15 @@ async function serve (config: TrackerConfig): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   try {
-    const server = await startTrackerServer({ store, trackerNo: config.trackerNo, host: me.host, port: me.port })
+    const server = await startTrackerServer({
+      store,
+      trackerNo: config.trackerNo,
+      host: me.host,
+      port: me.port,
+      ...(config.insecurePlaintext ? {} : { tls: { identity }, ticketSigner: ticketKey }),
+    })
     try {
-      process.stdout.write(`tracker ${config.trackerNo} listening on ${formatHost(server.address.host)}:${server.address.port}\n`)
+      process.stdout.write(`tracker ${config.trackerNo} listening on ${formatHost(server.address.host)}:${server.address.port}, id ${identity.fingerprint}\n`)
       log.info('ready', { dataDir: config.dataDir, store: storePath })
       const signal = await stop.promise
       log.info('stopping', { signal })

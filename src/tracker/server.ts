@@ -12,6 +12,8 @@ import {
 import type { ControlRequest, ControlResponse } from '../protocol/control.ts'
 import { FrameDecoder, encodeFrame } from '../protocol/frame.ts'
 import { primeDummyHash } from '../security/passwords.ts'
+import type { Identity } from '../security/identity.ts'
+import type { TicketSigner } from '../security/tickets.ts'
 import { listen } from '../security/transport.ts'
 import type { Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
@@ -40,6 +42,15 @@ export interface TrackerServerOptions {
   trackerNo: number
   host: string
   port: number
+  /**
+   * TLS 1.3 with the tracker's identity: each client's certificate fingerprint becomes its clientId
+   * (sessions bind to it). Without it the server speaks plain TCP (--insecure-plaintext, old tests).
+   */
+  tls?: { identity: Identity }
+  /** Signs download tickets for get_file (Ed25519); without it get_file hands out no ticket. */
+  ticketSigner?: TicketSigner
+  /** Lifetime of download tickets (tests shorten it to exercise renewal). */
+  ticketTtlMs?: number
   helloTimeoutMs?: number
   maxInFlight?: number
   maxQueued?: number
@@ -56,6 +67,8 @@ export interface TrackerServer {
 interface Shared {
   store: Store
   trackerNo: number
+  ticketSigner: TicketSigner | undefined
+  ticketTtlMs: number | undefined
   now: () => number
   helloTimeoutMs: number
   maxInFlight: number
@@ -73,6 +86,8 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
   const shared: Shared = {
     store: opts.store,
     trackerNo: opts.trackerNo,
+    ticketSigner: opts.ticketSigner,
+    ticketTtlMs: opts.ticketTtlMs,
     now: opts.now ?? Date.now,
     helloTimeoutMs: opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
     maxInFlight: opts.maxInFlight ?? MAX_IN_FLIGHT,
@@ -88,7 +103,8 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
   const listener = await listen({
     host: opts.host,
     port: opts.port,
-    onConnection: (socket) => new ControlConnection(socket, shared, nextConnNo++),
+    ...(opts.tls === undefined ? { insecurePlaintext: true } : { tls: opts.tls }),
+    onConnection: (socket, peer) => new ControlConnection(socket, shared, nextConnNo++, peer.fingerprint),
   })
   let closing: Promise<void> | undefined
   return {
@@ -108,7 +124,7 @@ class ControlConnection {
   readonly #socket: net.Socket
   readonly #shared: Shared
   readonly #decoder = new FrameDecoder(MAX_UNAUTH_FRAME_BYTES)
-  readonly #state: ConnectionState = { clientId: undefined, peerAddr: undefined, session: undefined }
+  readonly #state: ConnectionState
   readonly #ctx: HandlerContext
   readonly #logFields: Record<string, unknown>
   #inFlight = 0
@@ -123,13 +139,16 @@ class ControlConnection {
   #closed = false
   #helloTimer: NodeJS.Timeout | undefined
 
-  constructor (socket: net.Socket, shared: Shared, connNo: number) {
+  constructor (socket: net.Socket, shared: Shared, connNo: number, certFingerprint: string | undefined) {
     this.#socket = socket
     this.#shared = shared
+    this.#state = { clientId: undefined, peerAddr: undefined, session: undefined, certFingerprint }
     this.#logFields = { conn: connNo, remote: `${socket.remoteAddress}:${socket.remotePort}` }
     this.#ctx = {
       store: shared.store,
       trackerNo: shared.trackerNo,
+      ticketSigner: shared.ticketSigner,
+      ...(shared.ticketTtlMs === undefined ? {} : { ticketTtlMs: shared.ticketTtlMs }),
       conn: this.#state,
       now: shared.now,
       claimPresence: (userId) => this.#claimPresence(userId),

@@ -122,8 +122,8 @@ test('a downloader serves its verified pieces to a third client before it has fi
     return r.holders.some((h) => h.userId === 'bob') ? r.holders : undefined
   }, 'bob to be a partial holder')
   assert.deepEqual(holders, [
-    { userId: 'alice', peerAddr: alice!.client.peerAddr, complete: true },
-    { userId: 'bob', peerAddr: bob!.client.peerAddr, complete: false },
+    { userId: 'alice', peerAddr: alice!.client.peerAddr, complete: true, fingerprint: 'SHA256:' + String(alice!.client.ready.clientId) },
+    { userId: 'bob', peerAddr: bob!.client.peerAddr, complete: false, fingerprint: 'SHA256:' + String(bob!.client.ready.clientId) },
   ])
   await raw.close()
 

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
+import tls from 'node:tls'
 import { once } from 'node:events'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +17,9 @@ import type { ControlEvent, ControlResponse } from '../../src/protocol/control.t
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.ts'
 import { PIECE_BYTES, encodeFileMeta } from '../../src/protocol/file-meta.ts'
 import type { FileMetaWire } from '../../src/protocol/file-meta.ts'
+import { clientTlsOptions } from '../../src/security/tls.ts'
+import type { Identity } from '../../src/security/identity.ts'
+import { nameIdentity, namedIdentity, testIdentity } from './identity.ts'
 import { tmpDir } from './tmp.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -43,6 +47,8 @@ export interface StartedTracker {
   port: number
   dataDir: string
   infoFile: string
+  /** "SHA256:<hex>" from the ready line (the tracker's certificate); undefined with --insecure-plaintext. */
+  readonly fingerprint: string | undefined
   /** The current process (a new one after restart). */
   readonly proc: ChildProcess
   /** Everything the current process wrote on stderr so far. */
@@ -74,6 +80,7 @@ export async function startTracker (t: Pick<TestContext, 'after'>, opts: StartTr
 
   let proc: ChildProcess
   let stderr = ''
+  let fingerprint: string | undefined
   const launch = async (): Promise<void> => {
     stderr = ''
     const child = spawn(process.execPath, trackerCommand(args), {
@@ -83,7 +90,8 @@ export async function startTracker (t: Pick<TestContext, 'after'>, opts: StartTr
     })
     proc = child
     child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    await waitForLine(child, /^tracker \d+ listening on /, () => stderr)
+    const line = await waitForLine(child, /^tracker \d+ listening on /, () => stderr)
+    fingerprint = /, id (SHA256:[0-9a-f]{64})$/.exec(line)?.[1]
   }
   const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> => {
     const child = proc
@@ -100,6 +108,7 @@ export async function startTracker (t: Pick<TestContext, 'after'>, opts: StartTr
     port,
     dataDir,
     infoFile,
+    get fingerprint () { return fingerprint },
     get proc () { return proc },
     stderr: () => stderr,
     kill,
@@ -139,7 +148,10 @@ export async function waitForLine (child: ChildProcess, re: RegExp, stderr: () =
 
 export interface RawClient {
   socket: net.Socket
+  /** Over TLS: the hex of the certificate fingerprint, which the tracker uses as clientId whatever hello says. */
   clientId: string
+  /** The TLS identity this client presented (undefined over plaintext). */
+  identity: Identity | undefined
   /** Sends one request with a fresh id and resolves with its response (rejects if the connection closes first). */
   request (op: string, args?: unknown): Promise<ControlResponse>
   /** Sends a request whose result must be ok; returns the result. */
@@ -158,9 +170,27 @@ export interface RawClient {
   close (): Promise<void>
 }
 
-export async function connectRaw (port: number, opts: { host?: string, clientId?: string } = {}): Promise<RawClient> {
-  const socket = net.connect({ host: opts.host ?? '127.0.0.1', port })
-  await once(socket, 'connect')
+/**
+ * A raw control connection: TLS 1.3 by default, with a certificate per `clientId` (the same
+ * `clientId` reconnects with the same certificate, so sessions bound to it resume); `plaintext` for
+ * a tracker run with --insecure-plaintext. The tracker's certificate is not checked here.
+ */
+export async function connectRaw (port: number, opts: { host?: string, clientId?: string, plaintext?: boolean, identity?: Identity } = {}): Promise<RawClient> {
+  const host = opts.host ?? '127.0.0.1'
+  let socket: net.Socket
+  let identity: Identity | undefined
+  let clientId: string
+  if (opts.plaintext === true) {
+    socket = net.connect({ host, port })
+    await once(socket, 'connect')
+    clientId = opts.clientId ?? randomBytes(16).toString('hex')
+  } else {
+    identity = opts.identity ?? (opts.clientId === undefined ? await testIdentity() : await namedIdentity(opts.clientId))
+    clientId = identity.fingerprint.slice('SHA256:'.length)
+    nameIdentity(clientId, identity) // connectRaw({ clientId: c.clientId }) reconnects as c
+    socket = tls.connect({ host, port, ...clientTlsOptions(identity) })
+    await once(socket, 'secureConnect')
+  }
   socket.setNoDelay(true)
   const decoder = new FrameDecoder(2 * MAX_FRAME_BYTES)
   const waiting = new Map<number, { resolve: (r: ControlResponse) => void, reject: (e: Error) => void }>()
@@ -200,10 +230,10 @@ export async function connectRaw (port: number, opts: { host?: string, clientId?
     socket.write(encodeFrame(encodeMessage({ id, op, args } as never)))
     return p
   }
-  const clientId = opts.clientId ?? randomBytes(16).toString('hex')
   return {
     socket,
     clientId,
+    identity,
     request,
     async call<T> (op: string, args?: unknown): Promise<T> {
       const r = await request(op, args)

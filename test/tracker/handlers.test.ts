@@ -146,7 +146,7 @@ test('control commands', async (t) => {
     const r = await bob.call<{ fileId: string, meta: FileMetaWire, holders: Holder[] }>('get_file', { groupId: 'g1', fileName: 'a.txt' })
     assert.equal(r.fileId, idOf(fileA))
     assert.deepEqual(r.meta, fileA)
-    assert.deepEqual(r.holders, [{ userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true }]) // not bob's own client
+    assert.deepEqual(r.holders, [{ userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true, fingerprint: 'SHA256:' + alice.clientId }]) // not bob's own client
     await refused(bob.request('get_file', { groupId: 'g1', fileName: 'missing.txt' }), 'NOT_FOUND', /no file named missing\.txt in g1/)
   })
 
@@ -158,7 +158,7 @@ test('control commands', async (t) => {
     alice.sendRaw(encodeFrame(Buffer.from('not json')))
     await alice.closed
     const r = await bob.call<{ holders: Holder[] }>('get_file', { groupId: 'g1', fileName: 'a.txt' })
-    assert.deepEqual(r.holders, [{ userId: 'alice', peerAddr: '127.0.0.1:7011', complete: true }])
+    assert.deepEqual(r.holders, [{ userId: 'alice', peerAddr: '127.0.0.1:7011', complete: true, fingerprint: 'SHA256:' + alice.clientId }])
     // the newest connection closing takes alice offline
     await again.close()
     await waitFor(async () => {
@@ -206,7 +206,7 @@ test('control commands', async (t) => {
     const r = await alice.call('reshare', { shares: [{ groupId: 'g1', fileId: idOf(fileA) }, ghost] })
     assert.deepEqual(r, { restored: 1, gone: [ghost] })
     assert.deepEqual((await bob.call<{ holders: Holder[] }>('get_file', { groupId: 'g1', fileName: 'a.txt' })).holders,
-      [{ userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true }])
+      [{ userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true, fingerprint: 'SHA256:' + alice.clientId }])
   })
 
   await t.test('leave_group: members only; the earliest joiner inherits; an empty group is deleted', async () => {

@@ -96,10 +96,10 @@ test('hold: partial holders in get_file, members only, released with presence an
   await t.test('a holder is listed as incomplete to others, after the full sharers, not to itself', async () => {
     assert.deepEqual(await bob.call('hold', { groupId: 'g1', fileId: id }), { groupId: 'g1', fileId: id })
     assert.deepEqual(await holdersSeenBy(carol), [
-      { userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true },
-      { userId: 'bob', peerAddr: '127.0.0.1:7002', complete: false },
+      { userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true, fingerprint: 'SHA256:' + alice.clientId },
+      { userId: 'bob', peerAddr: '127.0.0.1:7002', complete: false, fingerprint: 'SHA256:' + bob.clientId },
     ])
-    assert.deepEqual(await holdersSeenBy(bob), [{ userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true }])
+    assert.deepEqual(await holdersSeenBy(bob), [{ userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true, fingerprint: 'SHA256:' + alice.clientId }])
     await bob.call('hold', { groupId: 'g1', fileId: id }) // again: still one entry
     assert.equal((await holdersSeenBy(carol)).length, 2)
   })
@@ -122,8 +122,8 @@ test('hold: partial holders in get_file, members only, released with presence an
     await bob.call('hold', { groupId: 'g1', fileId: id })
     await bob.call('upload_file', { groupId: 'g1', meta })
     assert.deepEqual(await holdersSeenBy(carol), [
-      { userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true },
-      { userId: 'bob', peerAddr: '127.0.0.1:7002', complete: true },
+      { userId: 'alice', peerAddr: '127.0.0.1:7001', complete: true, fingerprint: 'SHA256:' + alice.clientId },
+      { userId: 'bob', peerAddr: '127.0.0.1:7002', complete: true, fingerprint: 'SHA256:' + bob.clientId },
     ])
     // stopping the share does not bring the old hold back
     await bob.call('stop_share', { groupId: 'g1', fileName: 'movie.bin' })

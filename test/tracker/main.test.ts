@@ -81,7 +81,7 @@ test('prints one ready line, creates ./data/tracker-<no> (mode 0700) by default,
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
   const line = await waitForLine(child, /listening/, () => stderr)
-  assert.equal(line, `tracker 2 listening on 127.0.0.1:${port}`)
+  assert.match(line, new RegExp(`^tracker 2 listening on 127\\.0\\.0\\.1:${port}, id SHA256:[0-9a-f]{64}$`))
   const dataDir = join(dir, 'data', 'tracker-2')
   assert.equal((await stat(dataDir)).mode & 0o777, 0o700)
   assert.ok((await stat(join(dataDir, 'tracker.sqlite'))).isFile())

@@ -65,7 +65,7 @@ test('after kill -9 and a restart, sessions and all state are still there', asyn
   assert.deepEqual(files[0]!.sharers, ['olga'])
   assert.equal(files[0]!.sharersOnline, 1, 'olga resumed: her share is online again')
   const got = await member2.call<{ holders: Holder[] }>('get_file', { groupId: 'team', fileName: 'notes.txt' })
-  assert.deepEqual(got.holders, [{ userId: 'olga', peerAddr: '127.0.0.1:7101', complete: true }])
+  assert.deepEqual(got.holders, [{ userId: 'olga', peerAddr: '127.0.0.1:7101', complete: true, fingerprint: 'SHA256:' + owner.clientId }])
 })
 
 test('SIGTERM stops the tracker cleanly (exit code 0) and the data stays', async (t) => {

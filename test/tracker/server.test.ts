@@ -13,6 +13,7 @@ import { startTrackerServer } from '../../src/tracker/server.ts'
 import type { TrackerServerOptions } from '../../src/tracker/server.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { testIdentity } from '../helpers/identity.ts'
 import { connectRaw, fakeMeta, startTracker } from '../helpers/tracker.ts'
 import type { RawClient } from '../helpers/tracker.ts'
 
@@ -23,7 +24,7 @@ function errorOf (r: ControlResponse): { code: string, message: string } {
 
 async function inProcess (t: TestContext, opts: Partial<TrackerServerOptions> = {}): Promise<number> {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
-  const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, ...opts })
+  const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() }, ...opts })
   t.after(async () => {
     await server.close()
     await store.close()
@@ -56,7 +57,10 @@ test('tracker process', async (t) => {
   await t.test('answers hello with the protocol version and its tracker number', async () => {
     const c = await connect()
     const r = await c.hello()
-    assert.deepEqual(r, { id: 1, ok: true, result: { version: 1, trackerNo: 2 } })
+    assert.equal(r.ok, true)
+    const { ticketKey, ...rest } = (r as { result: { ticketKey?: unknown } }).result
+    assert.deepEqual(rest, { version: 1, trackerNo: 2 })
+    assert.match(String(ticketKey), /^[0-9a-f]{64}$/, 'over TLS hello names the tracker\'s ticket key')
     assert.deepEqual(await c.call('ping'), {})
   })
 
@@ -271,7 +275,7 @@ test('past the per-connection queue, requests get BUSY and the connection keeps 
 test('close() ends every connection and the listener', async (t) => {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   t.after(() => store.close())
-  const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0 })
+  const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() } })
   const c = await connectRaw(server.address.port)
   await c.hello()
   await server.close()
