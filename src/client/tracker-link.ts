@@ -268,7 +268,7 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
           this.#untrusted.set(address, err)
           // said once per certificate: the failover loop retries every round
           if (known?.message !== err.message) {
-            log.warn('refused a tracker certificate', { address, error: err })
+            log.info('refused a tracker certificate', { address, error: err }) // the front end shows the event
             this.emit('untrusted', address, err)
           }
         } else {

@@ -136,7 +136,7 @@ async function serve (config: TrackerConfig): Promise<void> {
       ...(config.insecurePlaintext ? {} : { tls: { identity }, ticketSigner: ticketKey }),
     })
     try {
-      process.stdout.write(`tracker ${config.trackerNo} listening on ${formatHost(server.address.host)}:${server.address.port}, id ${identity.fingerprint}\n`)
+      process.stdout.write(`tracker ${config.trackerNo} listening on ${formatHost(server.address.host)}:${server.address.port}, ${config.insecurePlaintext ? 'INSECURE PLAINTEXT' : `id ${identity.fingerprint}`}\n`)
       log.info('ready', { dataDir: config.dataDir, store: storePath })
       const signal = await stop.promise
       log.info('stopping', { signal })
