@@ -16,13 +16,14 @@ import { waitFor } from '../helpers/wait.ts'
 import { makeMeta, storeContract } from './contract.ts'
 
 // one cluster for every contract test: starting etcd takes ~1 s, a prefix is free
-const cleanups: Array<() => Promise<void> | void> = []
+const cleanups: Array<() => unknown> = []
 after(async () => {
   for (const fn of cleanups.reverse()) await fn()
 })
 let shared: Promise<EtcdCluster> | undefined
 function sharedCluster (): Promise<EtcdCluster> {
-  shared ??= startEtcdCluster({ after: (fn) => { cleanups.push(fn) } }, { members: 1 })
+  // startEtcdCluster registers its cleanup (no arguments used) on what it is given: here, this file's end
+  shared ??= startEtcdCluster({ after: (fn) => { if (fn !== undefined) cleanups.push(fn as () => unknown) } }, { members: 1 })
   return shared
 }
 
