@@ -1,6 +1,9 @@
-// `peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store sqlite] [--verbose]`:
+// `peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store STORE] [--verbose]`:
 // parses the arguments, prepares the data directory, opens the store, listens on the address the
 // trackers file gives this tracker, prints one ready line on stdout, and stops cleanly on SIGINT/SIGTERM.
+// STORE (or the PEERSHARE_STORE environment variable) is `sqlite` (default: one file in the data
+// directory, for a tracker on its own) or `etcd://host:port[,host:port...]` (several trackers
+// sharing one etcd cluster).
 
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -9,6 +12,7 @@ import { PeershareError } from '../common/errors.ts'
 import { createLog, setLogLevel } from '../common/log.ts'
 import { parseTrackerInfo } from '../common/tracker-info.ts'
 import type { TrackerAddress } from '../common/tracker-info.ts'
+import { openEtcdStore } from '../store/etcd.ts'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Store } from '../store/store.ts'
 import { loadOrCreateIdentity } from '../security/identity.ts'
@@ -17,16 +21,42 @@ import { startTrackerServer } from './server.ts'
 
 const log = createLog('tracker')
 
-export const TRACKER_USAGE = 'usage: peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] [--store sqlite] [--insecure-plaintext] [--verbose]'
+export const TRACKER_USAGE = 'usage: peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] ' +
+  '[--store sqlite|etcd://host:port[,host:port...]] [--insecure-plaintext] [--verbose]'
 
 /** A mistake in the command line: exit code 2 and the usage line. */
 class UsageError extends Error {}
+
+export type StoreChoice = { kind: 'sqlite' } | { kind: 'etcd', endpoints: string[] }
+
+/** More members than any sensible etcd cluster (they are odd-sized, 3 or 5). */
+const MAX_ETCD_ENDPOINTS = 16
+const HOST_PORT_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/
+
+/** `sqlite`, or `etcd://host:port[,host:port...]` → the etcd client URLs. */
+export function parseStoreChoice (text: string): StoreChoice {
+  if (text === 'sqlite') return { kind: 'sqlite' }
+  if (!text.startsWith('etcd://')) {
+    throw new UsageError(`unknown store '${text.slice(0, 40)}': use --store sqlite or --store etcd://host:port[,host:port...]`)
+  }
+  const list = text.slice('etcd://'.length).split(',')
+  if (list.length > MAX_ETCD_ENDPOINTS) throw new UsageError(`too many etcd endpoints (${list.length}, at most ${MAX_ETCD_ENDPOINTS})`)
+  const endpoints = list.map((hostPort) => {
+    const m = HOST_PORT_RE.exec(hostPort)
+    const port = Number(m?.[2])
+    if (m === null || port < 1 || port > 65535) {
+      throw new UsageError(`bad etcd endpoint '${hostPort.slice(0, 60)}' in --store: use etcd://host:port[,host:port...]`)
+    }
+    return `http://${hostPort}`
+  })
+  return { kind: 'etcd', endpoints }
+}
 
 export interface TrackerConfig {
   infoFile: string
   trackerNo: number
   dataDir: string
-  store: 'sqlite'
+  store: StoreChoice
   verbose: boolean
   /** Plain TCP instead of TLS 1.3: for benchmarking only (a warning is printed). */
   insecurePlaintext: boolean
@@ -41,7 +71,7 @@ export function parseTrackerArgs (argv: string[]): TrackerConfig {
       strict: true,
       options: {
         'data-dir': { type: 'string' },
-        store: { type: 'string', default: 'sqlite' },
+        store: { type: 'string' },
         verbose: { type: 'boolean', short: 'v', default: false },
         'insecure-plaintext': { type: 'boolean', default: false },
       },
@@ -54,10 +84,9 @@ export function parseTrackerArgs (argv: string[]): TrackerConfig {
   const [infoFile, noText] = positionals as [string, string]
   if (!/^[1-9]\d{0,5}$/.test(noText)) throw new UsageError(`tracker_no must be a number from 1, got '${noText.slice(0, 20)}'`)
   const trackerNo = Number(noText)
-  if (values.store === 'etcd') throw new UsageError('etcd store not available yet: use --store sqlite')
-  if (values.store !== 'sqlite') throw new UsageError(`unknown store '${values.store}': use --store sqlite`)
+  const store = parseStoreChoice(values.store ?? process.env.PEERSHARE_STORE ?? 'sqlite')
   const dataDir = values['data-dir'] ?? join('data', `tracker-${trackerNo}`)
-  return { infoFile, trackerNo, dataDir: resolve(dataDir), store: 'sqlite', verbose: values.verbose, insecurePlaintext: values['insecure-plaintext'] }
+  return { infoFile, trackerNo, dataDir: resolve(dataDir), store, verbose: values.verbose, insecurePlaintext: values['insecure-plaintext'] }
 }
 
 async function trackerAddress (infoFile: string, trackerNo: number): Promise<TrackerAddress> {
@@ -114,10 +143,10 @@ async function serve (config: TrackerConfig): Promise<void> {
     process.stderr.write('peershare tracker: WARNING: --insecure-plaintext: no TLS, no client identities, no download tickets; ' +
       'anyone on the path can read and alter traffic. For benchmarking only.\n')
   }
-  const storePath = join(config.dataDir, 'tracker.sqlite')
+  const storePath = config.store.kind === 'etcd' ? `etcd ${config.store.endpoints.join(',')}` : join(config.dataDir, 'tracker.sqlite')
   let store: Store
   try {
-    store = await openSqliteStore(storePath)
+    store = config.store.kind === 'etcd' ? await openEtcdStore({ endpoints: config.store.endpoints }) : await openSqliteStore(storePath)
   } catch (err) {
     if (err instanceof PeershareError) throw err
     throw new PeershareError('UNAVAILABLE', `cannot open the store ${storePath}: ${(err as Error).message}`, { cause: err })

@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { stat, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { join } from 'node:path'
+import { startEtcdCluster } from '../helpers/etcd.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { ROOT, freePort, trackerCommand, waitForLine } from '../helpers/tracker.ts'
 
@@ -43,7 +44,9 @@ test('usage errors exit 2 with a clear message and no stack trace', async (t) =>
     [[info, 'one'], /tracker_no must be a number from 1, got 'one'/],
     [[info, '0'], /tracker_no must be a number from 1/],
     [[info, '3', '--data-dir', dataDir], /tracker_no 3 is not in .*trackers\.txt: it lists 2 tracker\(s\)/],
-    [[info, '1', '--store', 'etcd'], /etcd store not available yet/],
+    [[info, '1', '--store', 'etcd'], /unknown store 'etcd': use --store sqlite or --store etcd:\/\/host:port/],
+    [[info, '1', '--store', 'etcd://127.0.0.1:2379,nohost'], /bad etcd endpoint 'nohost' in --store/],
+    [[info, '1', '--store', 'etcd://127.0.0.1:0'], /bad etcd endpoint '127\.0\.0\.1:0'/],
     [[info, '1', '--store', 'redis'], /unknown store 'redis'/],
     [[info, '1', '--bogus'], /Unknown option '--bogus'/],
     [[join(dir, 'missing.txt'), '1'], /cannot read the trackers file .*missing\.txt: ENOENT/],
@@ -90,4 +93,28 @@ test('prints one ready line, creates ./data/tracker-<no> (mode 0700) by default,
   const [code] = await exited as [number | null]
   assert.equal(code, 0)
   assert.equal(stderr, '', 'quiet by default')
+})
+
+test('serves from etcd with --store etcd://host:port, or PEERSHARE_STORE', async (t) => {
+  const cluster = await startEtcdCluster(t, { members: 1 })
+  const store = 'etcd://' + cluster.endpoints.map((u) => new URL(u).host).join(',')
+  const dir = await tmpDir(t)
+  const info = join(dir, 'trackers.txt')
+  await writeFile(info, `127.0.0.1:${await freePort()}\n127.0.0.1:${await freePort()}\n`)
+  for (const [no, args, env] of [
+    ['1', ['--store', store], {}],
+    ['2', [], { PEERSHARE_STORE: store }],
+  ] as const) {
+    const child = spawn(process.execPath, trackerCommand([info, no, '--data-dir', join(dir, `t${no}`), ...args]),
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    t.after(() => { child.kill('SIGKILL') })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+    await waitForLine(child, new RegExp(`^tracker ${no} listening on`), () => stderr)
+    const exited = once(child, 'exit')
+    child.kill('SIGINT')
+    const [code] = await exited as [number | null]
+    assert.equal(code, 0, stderr)
+    assert.equal(stderr, '', 'quiet by default')
+  }
 })
