@@ -15,6 +15,8 @@ import type { OpResults } from '../protocol/control.ts'
 import { fileId, pieceCount } from '../protocol/file-meta.ts'
 import { validateFileName, validateGroupId, validatePassword, validateUserId } from '../protocol/names.ts'
 import { hashFile } from '../peer/hashing.ts'
+import type { PeerDial } from '../peer/download.ts'
+import { connect } from '../security/transport.ts'
 import { CERT_FILE, loadOrCreateIdentity } from '../security/identity.ts'
 import type { Identity } from '../security/identity.ts'
 import { KnownTrackers, knownTrackersPath } from '../security/tls.ts'
@@ -30,6 +32,7 @@ import { ShareBook } from './shares.ts'
 import type { DroppedShare, ShareRecord } from './shares.ts'
 import type { ShareSpec } from './sources.ts'
 import { resolveTarget } from './targets.ts'
+import { TICKET_KEYS_FILE, TicketKeyBook } from './ticket-keys.ts'
 import { TrackerLink } from './tracker-link.ts'
 import type { ConnectedInfo } from './tracker-link.ts'
 
@@ -116,7 +119,9 @@ export class Client extends EventEmitter<ClientEvents> {
   #closing: Promise<void> | undefined
 
   private constructor (init: { peerAddr: string, identity: Identity, dataDir: DataDirLayout, trackers: TrackerAddress[],
-    link: TrackerLink, serving: Serving, shares: ShareBook, records: DownloadRecords, userId: string | undefined }) {
+    link: TrackerLink, serving: Serving, shares: ShareBook, records: DownloadRecords, userId: string | undefined,
+    /** Where verified trackers' ticket keys go (undefined with --insecure-plaintext). */
+    ticketKeys: TicketKeyBook | undefined, insecurePlaintext: boolean }) {
     super()
     this.peerAddr = init.peerAddr
     this.clientId = clientIdOf(init.identity)
@@ -133,6 +138,7 @@ export class Client extends EventEmitter<ClientEvents> {
       holding: (r) => this.#hold(r),
       verified: (r, piece) => this.#serving.notifyHave(r.fileId, piece),
       completed: (r) => this.#registerDownload(r),
+      ...(init.insecurePlaintext ? {} : { dial: peerDial(init.identity) }),
     })
     this.#downloads.on('finished', (info) => this.emit('downloadFinished', info))
     this.#link.on('switched', (info) => this.emit('switched', info))
@@ -141,6 +147,14 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#link.on('event', (name, data) => this.emit('trackerEvent', name, data))
     this.#link.on('sessionLost', (err) => { void this.#onSessionLost(err) })
     this.#link.on('connected', (info) => { if (info.resumed) void this.#afterResume() })
+    const keys = init.ticketKeys
+    if (keys !== undefined) {
+      // ticketKey is only set for a tracker whose certificate passed the trust check (tracker-link.ts)
+      this.#link.on('connected', (info) => {
+        if (info.ticketKey === undefined) return
+        keys.learn(info.address, info.ticketKey).catch((err: unknown) => log.warn('could not save a tracker ticket key', { error: err as Error }))
+      })
+    }
   }
 
   /**
@@ -162,14 +176,16 @@ export class Client extends EventEmitter<ClientEvents> {
     const session = await loadSession(dataDir)
     // nothing is served before the client exists (no shares yet), so `client` is set when this runs
     let client: Client | undefined
+    const ticketKeys = opts.insecurePlaintext === true ? undefined : await TicketKeyBook.open(join(dataDir.root, TICKET_KEYS_FILE))
     const serving = await Serving.start({
+      security: ticketKeys === undefined ? undefined : { identity, trustedKeys: () => ticketKeys.trusted() },
       host: peer.host,
       port: peer.port,
       uploadLimit: opts.uploadLimit ?? 0,
       onShareChanged: (spec) => { if (client !== undefined) void client.#onShareChanged(spec) },
     })
     const link = new TrackerLink({ trackers, clientId, peerAddr: opts.peerAddr, security, ...(session === undefined ? {} : { token: session.token }) })
-    client = new Client({ peerAddr: opts.peerAddr, identity, dataDir, trackers, link, serving, shares, records, userId: session?.userId })
+    client = new Client({ peerAddr: opts.peerAddr, identity, dataDir, trackers, link, serving, shares, records, userId: session?.userId, ticketKeys, insecurePlaintext: opts.insecurePlaintext === true })
     try {
       await link.start()
     } catch (err) {
@@ -387,7 +403,14 @@ export class Client extends EventEmitter<ClientEvents> {
     if (res.fileId !== r.fileId) {
       throw new PeershareError('NOT_FOUND', `${r.meta.name} in ${r.groupId} is now a different file: the download cannot continue`)
     }
-    return res.holders.filter((h) => h.peerAddr !== this.peerAddr).map((h) => ({ peerAddr: h.peerAddr, userId: h.userId }))
+    const ticket = res.ticket === undefined ? undefined : Buffer.from(res.ticket, 'base64')
+    return res.holders.filter((h) => h.peerAddr !== this.peerAddr).map((h) => ({
+      peerAddr: h.peerAddr,
+      userId: h.userId,
+      ...(h.fingerprint === undefined ? {} : { fingerprint: h.fingerprint }),
+      ...(ticket === undefined ? {} : { ticket }),
+      ...(res.ticketExpiresAt === undefined ? {} : { ticketExpiresAt: res.ticketExpiresAt }),
+    }))
   }
 
   #hold (r: DownloadRecord): void {
@@ -453,6 +476,16 @@ export async function identityFingerprint (dir: string): Promise<string> {
     throw new PeershareError('NOT_FOUND', `no identity in ${dir} (no ${CERT_FILE}): pass the data dir of a tracker or client with --data-dir`)
   }
   return (await loadOrCreateIdentity(dir)).fingerprint
+}
+
+/** Dials a holder over TLS, accepting only the certificate the tracker named for it. */
+function peerDial (identity: Identity): PeerDial {
+  return async (host, port, opts) => {
+    const label = `peer ${host}:${port}`
+    if (opts.fingerprint === undefined) throw new PeershareError('UNTRUSTED', `the tracker named no certificate for ${label}: not connecting`)
+    const trust = { kind: 'pin' as const, fingerprint: opts.fingerprint, source: 'the tracker' }
+    return (await connect(host, port, { ...(opts.signal === undefined ? {} : { signal: opts.signal }), tls: { identity, trust, label } })).socket
+  }
 }
 
 function clientIdOf (identity: Identity): string {

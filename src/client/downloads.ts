@@ -9,7 +9,7 @@ import type { ErrorCode } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import { pieceCount } from '../protocol/file-meta.ts'
 import { Download } from '../peer/download.ts'
-import type { DownloadProgress } from '../peer/download.ts'
+import type { DownloadProgress, PeerDial, PeerLocation } from '../peer/download.ts'
 import { DownloadRecords } from './download-records.ts'
 import type { DownloadRecord, PeerContribution } from './download-records.ts'
 import type { SourceTable } from './sources.ts'
@@ -42,10 +42,8 @@ export interface DownloadInfo {
   error?: { code: ErrorCode, message: string }
 }
 
-export interface Holder {
-  peerAddr: string
-  userId: string
-}
+/** A holder of a file with, over TLS, its certificate and the ticket to show it (peer/download.ts). */
+export type Holder = PeerLocation
 
 /** What the downloads need from the rest of the client. */
 export interface DownloadHooks {
@@ -57,6 +55,8 @@ export interface DownloadHooks {
   verified (record: DownloadRecord, piece: number): void
   /** The file has its final name: register it as a full share. Errors are logged, not fatal. */
   completed (record: DownloadRecord): Promise<void>
+  /** How holders are dialled (TLS pinned to their certificate); absent: plain TCP. */
+  dial?: PeerDial
 }
 
 export interface DownloadsEvents {
@@ -162,6 +162,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
       groupId: record.groupId,
       target: record.target,
       locate: () => this.#hooks.locate(record),
+      ...(this.#hooks.dial === undefined ? {} : { dial: this.#hooks.dial }),
     })
     return { record, download, stopped: false }
   }

@@ -5,7 +5,7 @@
 
 import { PeershareError } from '../common/errors.ts'
 import { startPeerServer } from '../peer/server.ts'
-import type { PeerServer, PieceSource } from '../peer/server.ts'
+import type { PeerServer, PeerServerOptions, PieceSource } from '../peer/server.ts'
 import type { ShareRecord } from './shares.ts'
 import { SourceTable } from './sources.ts'
 import type { ShareSpec } from './sources.ts'
@@ -20,10 +20,18 @@ export class Serving {
   }
 
   /** Listens on host:port (UNAVAILABLE when taken). `onShareChanged`: a served file changed on disk. */
-  static async start (opts: { host: string, port: number, uploadLimit: number, onShareChanged: (spec: ShareSpec) => void }): Promise<Serving> {
+  static async start (opts: { host: string, port: number, uploadLimit: number, onShareChanged: (spec: ShareSpec) => void,
+    /** TLS and tickets (peer/server.ts); absent only with --insecure-plaintext. */
+    security: PeerServerOptions['security'] }): Promise<Serving> {
     const sources = new SourceTable(opts.onShareChanged)
     try {
-      const server = await startPeerServer({ host: opts.host, port: opts.port, uploadLimit: opts.uploadLimit, findSource: (id) => sources.find(id) })
+      const server = await startPeerServer({
+        host: opts.host,
+        port: opts.port,
+        uploadLimit: opts.uploadLimit,
+        findSource: (id) => sources.find(id),
+        ...(opts.security === undefined ? {} : { security: opts.security }),
+      })
       return new Serving(server, sources)
     } catch (err) {
       const errno = (err as { cause?: NodeJS.ErrnoException }).cause?.code

@@ -38,7 +38,15 @@ const TICK_MS = 1_000 // request timeouts, re-location, speed sampling
 const MAX_PENDING_WRITES = 32
 const SPEED_ALPHA = 0.3
 
-export interface PeerLocation { peerAddr: string, userId: string }
+/**
+ * A holder as locate finds it. Over TLS: `fingerprint` is the holder's certificate (the dial pins it),
+ * `ticket` the tracker's permission for us to fetch this file (sent in the handshake), valid until
+ * `ticketExpiresAt` (ms since the epoch, the tracker's clock); a new locate renews it before then.
+ */
+export interface PeerLocation { peerAddr: string, userId: string, fingerprint?: string, ticket?: Buffer, ticketExpiresAt?: number }
+
+/** How a download dials a holder: `fingerprint` is the certificate it must present (over TLS). */
+export type PeerDial = (host: string, port: number, opts: DialOptions & { fingerprint?: string }) => Promise<net.Socket>
 
 export type DownloadState = 'running' | 'waiting' | 'verifying' | 'completed' | 'failed' | 'stopped'
 
@@ -72,7 +80,7 @@ export interface DownloadOptions {
   target: string
   /** Current holders of the file; called at start, when peers run out, and now and then. */
   locate: () => Promise<PeerLocation[]>
-  dial?: (host: string, port: number, opts: DialOptions) => Promise<net.Socket>
+  dial?: PeerDial
   maxPeers?: number
   noPeerTimeoutMs?: number
   waitingRelocateMs?: number
@@ -89,6 +97,9 @@ export interface DownloadEvents {
 interface Peer {
   addr: string
   userId: string
+  fingerprint: string | undefined
+  /** The latest ticket locate gave for this holder (empty over plaintext). */
+  ticket: Buffer
   conn: PeerConnection | undefined
   dialling: boolean
   /** Handshake done, bitfield known: registered with the picker. */
@@ -122,6 +133,8 @@ export class Download extends EventEmitter<DownloadEvents> {
   #timer: NodeJS.Timeout | undefined
   #locating = false
   #lastLocate = -Infinity
+  /** performance.now() after which the tickets are renewed (half their lifetime); undefined: none to renew. */
+  #renewTicketsAt: number | undefined
   #waitingSince = 0
   #received = 0
   #lastReceived = 0
@@ -229,6 +242,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.#locating = false
     }
     if (this.#isOver()) return
+    this.#updateTickets(found)
     const maxPeers = this.#opts.maxPeers ?? MAX_PEERS
     for (const loc of found) {
       let open = 0
@@ -240,8 +254,32 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
+  /**
+   * Takes the fresh tickets and fingerprints of a locate. Connected peers get the new ticket as a
+   * second handshake (the server renews the connection's permission), so long downloads go on
+   * across ticket lifetimes without reconnecting.
+   */
+  #updateTickets (found: PeerLocation[]): void {
+    for (const loc of found) {
+      if (loc.ticketExpiresAt !== undefined) {
+        // renew at half the lifetime left, measured on our clock (the tracker's may differ)
+        const renewAt = performance.now() + Math.max(0, loc.ticketExpiresAt - Date.now()) / 2
+        this.#renewTicketsAt = Math.min(this.#renewTicketsAt ?? Infinity, renewAt)
+      }
+      const peer = this.#peers.get(loc.peerAddr)
+      if (peer === undefined) continue
+      if (loc.fingerprint !== undefined && loc.fingerprint !== peer.fingerprint) {
+        peer.fingerprint = loc.fingerprint // another client on that address now: the next dial pins it
+        peer.conn?.close()
+      }
+      if (loc.ticket === undefined || loc.ticket.equals(peer.ticket)) continue
+      peer.ticket = loc.ticket
+      if (peer.active) peer.conn?.send(encodeHandshake(this.fileId, loc.ticket))
+    }
+  }
+
   #addPeer (loc: PeerLocation): Peer {
-    const peer: Peer = { addr: loc.peerAddr, userId: loc.userId, conn: undefined, dialling: false, active: false, has: undefined, pieces: 0, banned: false, outstanding: 0, topped: 0 }
+    const peer: Peer = { addr: loc.peerAddr, userId: loc.userId, fingerprint: loc.fingerprint, ticket: loc.ticket ?? Buffer.alloc(0), conn: undefined, dialling: false, active: false, has: undefined, pieces: 0, banned: false, outstanding: 0, topped: 0 }
     this.#peers.set(peer.addr, peer)
     return peer
   }
@@ -256,7 +294,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     peer.dialling = true // so a concurrent locate does not dial it twice
     let socket: net.Socket
     try {
-      socket = await (this.#opts.dial ?? tcpDial)(hostPort.host, hostPort.port, { signal: this.#abort.signal })
+      const dialOpts = { signal: this.#abort.signal, ...(peer.fingerprint === undefined ? {} : { fingerprint: peer.fingerprint }) }
+      socket = await (this.#opts.dial ?? tcpDial)(hostPort.host, hostPort.port, dialOpts)
     } catch (err) {
       log.debug('could not connect', { addr: peer.addr, error: err as Error })
       return
@@ -289,7 +328,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       clearTimeout(timer)
       this.#onPeerClosed(peer, reason)
     })
-    conn.send(encodeHandshake(this.fileId))
+    conn.send(encodeHandshake(this.fileId, peer.ticket))
   }
 
   #onBitfield (peer: Peer, bits: Buffer): void {
@@ -448,6 +487,10 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.#lastSample = now
     }
     if (this.#finishing) return
+    if (this.#renewTicketsAt !== undefined && now >= this.#renewTicketsAt) {
+      this.#renewTicketsAt = undefined // set again by the locate's answer
+      void this.#locate()
+    }
     const expired = this.#picker.expire(now)
     this.#sendCancels(expired)
     this.#refillAll()

@@ -1,7 +1,11 @@
 // The peer server: accepts wire connections and serves blocks of the files the client core makes
 // available through findSource (transmission's Mediator: the peer layer never sees shares or downloads).
 // Per connection: handshake (known file id, else close) → our handshake + bitfield → a bounded queue of
-// requests served one at a time, with back-pressure and the shared upload limit. Tickets and TLS: later.
+// requests served one at a time, with back-pressure and the shared upload limit.
+// With `security` (the client's default): TLS 1.3, and a connection is served only once its handshake
+// carries a ticket that verifies against a trusted tracker key, is unexpired, is for the file asked for
+// and names the certificate of this connection (security/tickets.ts); a later handshake for the same
+// file renews the ticket, and an expired one ends the connection. Refusals are logged with the reason.
 
 import type net from 'node:net'
 import type { Bitfield } from '../common/bitfield.ts'
@@ -12,6 +16,10 @@ import {
   MAX_QUEUED_REQUESTS, RejectReason, checkBlockRange, encodeBitfield, encodeHandshake, encodeHave, encodeReject,
 } from '../protocol/wire.ts'
 import type { WireCancel, WireHandshake, WireRequest } from '../protocol/wire.ts'
+import type { Identity } from '../security/identity.ts'
+import { shortFingerprint } from '../security/identity.ts'
+import { TICKET_CLOCK_SKEW_MS, verifyTicket } from '../security/tickets.ts'
+import type { TicketFields, TrustedTicketKeys } from '../security/tickets.ts'
 import { listen } from '../security/transport.ts'
 import type { Listener } from '../security/transport.ts'
 import { PeerConnection } from './connection.ts'
@@ -44,6 +52,12 @@ export interface PeerServerOptions {
   uploadLimit?: number
   /** Keep-alive and idle timeout of each connection (tests shorten them). */
   connection?: PeerConnectionOptions
+  /**
+   * TLS with our identity, and tickets required: `trustedKeys` are the ticket keys of the trackers we
+   * trust (read at each handshake, so keys learnt later count). Absent: plain TCP, no tickets
+   * (--insecure-plaintext, and tests of the wire alone).
+   */
+  security?: { identity: Identity, trustedKeys: () => TrustedTicketKeys, now?: () => number }
 }
 
 export interface PeerServer {
@@ -65,8 +79,9 @@ export async function startPeerServer (opts: PeerServerOptions): Promise<PeerSer
   const listener: Listener = await listen({
     host: opts.host,
     port: opts.port,
-    onConnection: (socket) => {
-      const s = new Served(socket, opts, bucket)
+    ...(opts.security === undefined ? { insecurePlaintext: true } : { tls: { identity: opts.security.identity } }),
+    onConnection: (socket, peer) => {
+      const s = new Served(socket, opts, bucket, peer.fingerprint)
       served.add(s)
       s.conn.once('close', () => served.delete(s))
     },
@@ -102,10 +117,15 @@ class Served {
   readonly #opts: PeerServerOptions
   readonly #bucket: TokenBucket
   readonly #handshakeTimer: NodeJS.Timeout
+  /** The TLS certificate of the other end (undefined over plaintext). */
+  readonly #peerFingerprint: string | undefined
+  /** Ends the connection when its ticket expires (renewed by a later handshake). */
+  #expiryTimer: NodeJS.Timeout | undefined
 
-  constructor (socket: net.Socket, opts: PeerServerOptions, bucket: TokenBucket) {
+  constructor (socket: net.Socket, opts: PeerServerOptions, bucket: TokenBucket, peerFingerprint: string | undefined) {
     this.#opts = opts
     this.#bucket = bucket
+    this.#peerFingerprint = peerFingerprint
     const conn = this.conn = new PeerConnection(socket, opts.connection)
     this.#handshakeTimer = setTimeout(() => {
       conn.close(new PeershareError('TIMEOUT', `no handshake from ${conn.remote} within ${HANDSHAKE_TIMEOUT_MS} ms`))
@@ -120,6 +140,7 @@ class Served {
     conn.on('reject', () => conn.close(new PeershareError('PROTOCOL', `${conn.remote} sent a reject to a server`)))
     conn.once('close', (reason) => {
       clearTimeout(this.#handshakeTimer)
+      clearTimeout(this.#expiryTimer)
       this.#abort.abort()
       this.#queue = []
       if (reason !== undefined) log.debug('connection closed', { remote: conn.remote, code: reason.code, why: reason.message })
@@ -128,10 +149,14 @@ class Served {
 
   #onHandshake (msg: WireHandshake): void {
     const conn = this.conn
-    if (this.fileId !== undefined) {
+    if (this.fileId !== undefined && (this.#opts.security === undefined || msg.fileId !== this.fileId)) {
       conn.close(new PeershareError('PROTOCOL', `${conn.remote} sent a second handshake`))
       return
     }
+    // before anything else, so a refused peer cannot even learn whether we serve the file
+    const ticket = this.#checkTicket(msg)
+    if (ticket === false) return
+    if (this.fileId !== undefined) return // a renewed ticket for the connection's file: nothing to answer
     const source = this.#opts.findSource(msg.fileId)
     if (source === undefined) {
       conn.close(new PeershareError('NOT_FOUND', `${conn.remote} asked for file ${msg.fileId.slice(0, 8)}, which we do not serve`))
@@ -145,6 +170,36 @@ class Served {
       conn.send(encodeHandshake(msg.fileId))
       conn.send(encodeBitfield(source.have()))
     })
+  }
+
+  /** The verified ticket (its expiry armed), true without security, false when refused (connection closed). */
+  #checkTicket (msg: WireHandshake): TicketFields | true | false {
+    const security = this.#opts.security
+    if (security === undefined) return true
+    const conn = this.conn
+    const now = (security.now ?? Date.now)()
+    let ticket: TicketFields
+    try {
+      ticket = verifyTicket(msg.ticket, { trustedKeys: security.trustedKeys(), now, fileId: msg.fileId, peerFingerprint: this.#peerFingerprint ?? '' })
+    } catch (err) {
+      const e = toPeershareError(err)
+      log.warn('refused a peer', {
+        remote: conn.remote,
+        peer: this.#peerFingerprint === undefined ? undefined : shortFingerprint(this.#peerFingerprint),
+        fileId: msg.fileId.slice(0, 8),
+        reason: e.message,
+      })
+      conn.close(e)
+      return false
+    }
+    clearTimeout(this.#expiryTimer)
+    // the ticket's expiry bounds the connection too: a member who left the group stops getting pieces
+    this.#expiryTimer = setTimeout(() => {
+      log.info('ticket expired: closing', { remote: conn.remote, fileId: msg.fileId.slice(0, 8) })
+      conn.close(new PeershareError('BAD_TICKET', 'ticket expired'))
+    }, Math.max(0, ticket.expiresAt + TICKET_CLOCK_SKEW_MS - now))
+    this.#expiryTimer.unref()
+    return ticket
   }
 
   #requireHandshake (what: string): boolean {
