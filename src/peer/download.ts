@@ -1,17 +1,17 @@
 // One download: finds holders through `locate` (the core asks the tracker), connects to up to MAX_PEERS
 // of them, drives the Picker with their bitfields and blocks, verifies and writes whole pieces through
-// PieceStore, and ends with the whole-file check and rename. It also exposes what it has verified as a
+// the piece worker (verifier.ts: hashing, writing and the whole-file hash on another core), and ends
+// with an fsync and the rename once the whole-file hash, computed along the way, matches. It also exposes what it has verified as a
 // PieceSource, so the client's peer server can serve it to others while it runs.
 // Not here: which pieces to ask for (picker.ts), bytes on disk (storage.ts), the wire (connection.ts).
 
-import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import { Bitfield } from '../common/bitfield.ts'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
 import type { ErrorCode } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
-import { pieceCount, pieceHash, pieceLength } from '../protocol/file-meta.ts'
+import { pieceCount, pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import { BLOCK_BYTES, RejectReason, blocksInPiece, encodeCancel, encodeHandshake, encodeRequest } from '../protocol/wire.ts'
 import type { WirePiece, WireReject } from '../protocol/wire.ts'
@@ -23,6 +23,7 @@ import { Picker } from './picker.ts'
 import type { Block, PeerRequest } from './picker.ts'
 import type { PieceSource } from './server.ts'
 import { PieceStore } from './storage.ts'
+import { PieceVerifier } from './verifier.ts'
 
 const log = createLog('peer:download')
 
@@ -33,8 +34,8 @@ export const WAITING_RELOCATE_MS = 5_000 // no peers: ask the tracker again this
 export const RELOCATE_MS = 30_000 // fewer than MAX_PEERS: look for more this often
 export const PEER_HANDSHAKE_TIMEOUT_MS = 10_000
 const TICK_MS = 1_000 // request timeouts, re-location, speed sampling
-// cap: verified pieces waiting for the disk (16 MiB); past it no new requests go out, so a slow disk
-// slows the peers down instead of filling memory
+// cap: complete pieces waiting for the piece worker's hash and write (16 MiB); past it no new requests
+// go out, so a slow disk or a busy core slows the peers down instead of filling memory
 const MAX_PENDING_WRITES = 32
 const SPEED_ALPHA = 0.3
 
@@ -127,7 +128,9 @@ export class Download extends EventEmitter<DownloadEvents> {
   #state: DownloadState = 'running'
   #error: PeershareError | undefined
   readonly #peers = new Map<string, Peer>()
-  readonly #assembly = new Map<number, Array<{ data: Buffer, from: string } | undefined>>()
+  /** Pieces being received: blocks are copied into one pooled buffer per piece (verifier.ts). */
+  readonly #assembly = new Map<number, { buf: Buffer, from: Array<string | undefined> }>()
+  #verifier: PieceVerifier | undefined
   readonly #writes = new Set<Promise<void>>()
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
@@ -180,6 +183,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   run (): Promise<'completed' | 'stopped'> {
     this.#result ??= new Promise((resolve, reject) => {
       this.#settle = { resolve, reject }
+      this.#startVerifier()
       this.#timer = setInterval(() => this.#tick(), Math.min(TICK_MS, this.#opts.waitingRelocateMs ?? WAITING_RELOCATE_MS))
       if (this.#picker.isComplete()) {
         void this.#finish()
@@ -432,34 +436,35 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (res.accepted) {
       this.#received += block.length
       this.#sendCancels(res.cancel)
-      let slots = this.#assembly.get(block.piece)
-      if (slots === undefined) {
-        slots = new Array(blocksInPiece(this.meta, block.piece)).fill(undefined)
-        this.#assembly.set(block.piece, slots)
+      let slot = this.#assembly.get(block.piece)
+      if (slot === undefined) {
+        slot = { buf: this.#verifier!.acquire(), from: new Array<string | undefined>(blocksInPiece(this.meta, block.piece)).fill(undefined) }
+        this.#assembly.set(block.piece, slot)
       }
-      // the block is a view of a frame the decoder allocated for it: keeping it pins nothing else
-      slots[block.offset / BLOCK_BYTES] = { data: msg.data, from: peer.addr }
-      if (res.pieceComplete) this.#onPieceComplete(block.piece, slots)
+      // one copy into the piece's buffer: the socket's chunks are free again at once
+      msg.data.copy(slot.buf, block.offset)
+      slot.from[block.offset / BLOCK_BYTES] = peer.addr
+      if (res.pieceComplete) this.#onPieceComplete(block.piece, slot.buf, slot.from as string[])
     }
     this.#refill(peer, false)
   }
 
-  #onPieceComplete (piece: number, slots: Array<{ data: Buffer, from: string } | undefined>): void {
+  /** Hashed, and written when good, by the piece worker; the picker hears the verdict afterwards. */
+  #onPieceComplete (piece: number, buf: Buffer, from: string[]): void {
     this.#assembly.delete(piece)
-    const blocks = slots.map((s) => s!.data)
-    const hash = createHash('sha1')
-    for (const b of blocks) hash.update(b)
-    if (!hash.digest().equals(pieceHash(this.meta, piece))) {
-      const { drop } = this.#picker.onPieceFailed(piece)
-      log.info('piece failed its hash check', { piece, from: [...new Set(slots.map((s) => s!.from))] })
-      for (const addr of drop) this.#ban(addr, `pieces from ${addr} failed their hash check repeatedly`)
-      return
-    }
-    this.#sendCancels(this.#picker.onPieceVerified(piece))
-    const credit = mostFrequent(slots.map((s) => s!.from))
-    const write = this.#store.writePiece(piece, blocks).then(() => {
+    const picker = this.#picker
+    const write = this.#verifier!.submit(piece, buf).then((verdict) => {
       this.#writes.delete(write)
-      if (this.#isOver()) return
+      if (this.#isOver() || picker !== this.#picker) return
+      if (verdict === 'bad') {
+        const { drop } = picker.onPieceFailed(piece)
+        log.info('piece failed its hash check', { piece, from: [...new Set(from)] })
+        for (const addr of drop) this.#ban(addr, `pieces from ${addr} failed their hash check repeatedly`)
+        this.#refillAll()
+        return
+      }
+      this.#sendCancels(picker.onPieceVerified(piece))
+      const credit = mostFrequent(from)
       this.#store.markVerified(piece)
       const peer = this.#peers.get(credit)
       if (peer !== undefined) peer.pieces++
@@ -521,12 +526,17 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.#finishing = true
     this.#setState('verifying')
     try {
-      const res = await this.#store.finish()
+      // undefined when the worker failed: then finish() reads the file once to decide
+      const whole = await this.#verifier!.wholeDigest().catch(() => undefined)
+      if (this.#isOver()) return
+      const res = await this.#store.finish(whole)
       if (this.#isOver()) return
       if (!res.ok) {
         // bytes on disk went bad (lost writes): fetch those pieces again from the peers still here
         this.#finishing = false
         this.#picker = this.#newPicker()
+        await this.#verifier!.close()
+        this.#startVerifier() // the whole-file hash starts over from what is on disk
         for (const p of this.#peers.values()) if (p.active && p.has !== undefined) this.#picker.addPeer(p.addr, p.has)
         this.#setState('running')
         this.#refillAll()
@@ -561,6 +571,11 @@ export class Download extends EventEmitter<DownloadEvents> {
     for (const p of this.#peers.values()) p.conn?.close()
     this.#assembly.clear()
     await Promise.allSettled([...this.#writes])
+    await this.#verifier?.close()
+  }
+
+  #startVerifier (): void {
+    this.#verifier = new PieceVerifier({ meta: this.meta, fd: this.#store.fd, onDisk: this.#store.have() })
   }
 
   #isOver (): boolean {

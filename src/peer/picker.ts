@@ -38,10 +38,11 @@ import { RarityIndex } from './rarity.ts'
 export const REQUEST_TIMEOUT_MS = 20 * TARGET_QUEUE_MS
 export const ENDGAME_MAX_OWNERS = 2 // one duplicate per block: beats a slow holder without flooding
 export const MAX_STRIKES = 3 // hash failures a peer contributed to before we tell the caller to drop it
-// Free pieces near the first missing one among which equally rare pieces are picked at random: wide
-// enough that peers rarely collide on a piece, narrow enough that out-of-order completions stay within
-// what whole-hash.ts holds in memory (its HOLD_PIECES).
-export const NEAR_WINDOW = 16
+// Free pieces near the first missing one among which equally rare pieces are picked at random. Narrow:
+// pieces already complete out of order by as much as the peers' request queues hold (3 peers × 8
+// pieces), and whole-hash.ts holds only HOLD_PIECES of them; measured with 16, half the pieces fell
+// out of that and had to be read back.
+export const NEAR_WINDOW = 4
 const NEAR_SCAN_LIMIT = 1024 // bounds the scan past started and verified pieces (O(1) per start)
 
 export type PeerId = string

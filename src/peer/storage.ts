@@ -103,6 +103,11 @@ export class PieceStore {
     return store
   }
 
+  /** The `.part`'s file descriptor, for piece-worker.ts's positional writes (valid until close()). */
+  get fd (): number {
+    return this.#open().fd
+  }
+
   /** Verified pieces; the live set (do not modify). */
   have (): Bitfield {
     return this.#have
@@ -150,16 +155,30 @@ export class PieceStore {
   }
 
   /**
-   * Every piece is verified: fsync the data, check the whole-file SHA-1 in one read pass, then give the
-   * file its final name (never over an existing file), fsync the directory and drop the resume record.
+   * Every piece is verified: fsync the data, check the whole-file SHA-1, then give the file its final
+   * name (never over an existing file), fsync the directory and drop the resume record. `wholeHash`:
+   * the SHA-1 the download computed over the verified pieces as it wrote them (whole-hash.ts); when it
+   * matches, the file is not read again. Without it, or when it does not match, one read pass decides.
    * `{ ok: false, bad }`: pieces on disk no longer match (e.g. lost writes after a power cut); they are
    * cleared from have() and must be fetched again. HASH_MISMATCH: every piece matches but the whole file
    * does not, so the metadata itself is inconsistent and no download can ever complete.
    */
-  async finish (): Promise<FinishResult> {
+  async finish (wholeHash?: Buffer): Promise<FinishResult> {
     await this.flush()
     const fh = this.#open()
     await fh.datasync()
+    if (wholeHash === undefined || !wholeHash.equals(this.meta.fileHash)) {
+      const bad = await this.#checkWhole(fh)
+      if (bad.length > 0) return { ok: false, bad }
+    }
+    await this.close()
+    await this.#moveIntoPlace()
+    await unlink(this.resumePath).catch((err: unknown) => log.warn('could not remove the resume record', { resumePath: this.resumePath, error: err as Error }))
+    return { ok: true }
+  }
+
+  /** The whole-file SHA-1 in one read pass; on a mismatch, the pieces that went bad on disk (HASH_MISMATCH if none). */
+  async #checkWhole (fh: FileHandle): Promise<number[]> {
     const whole = createHash('sha1')
     const buf = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(this.meta.size, 1)))
     for (let position = 0; position < this.meta.size;) {
@@ -170,13 +189,10 @@ export class PieceStore {
     }
     if (!whole.digest().equals(this.meta.fileHash)) {
       const bad = await this.#findBadPieces()
-      if (bad.length > 0) return { ok: false, bad }
+      if (bad.length > 0) return bad
       throw new PeershareError('HASH_MISMATCH', `every piece of ${this.meta.name} matches its hash but the whole file does not: the file's metadata is inconsistent`)
     }
-    await this.close()
-    await this.#moveIntoPlace()
-    await unlink(this.resumePath).catch((err: unknown) => log.warn('could not remove the resume record', { resumePath: this.resumePath, error: err as Error }))
-    return { ok: true }
+    return []
   }
 
   /** Stops: saves the resume record and closes the file; `.part` stays for a later resume. Idempotent. */

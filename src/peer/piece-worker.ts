@@ -1,0 +1,117 @@
+// Worker thread (node:worker_threads) of one download, started by verifier.ts: takes whole pieces
+// (their ArrayBuffers transferred, never copied), checks each one's SHA-1, writes a good one to the
+// `.part` with positional writes on the file descriptor the main thread opened, and feeds it to the
+// whole-file hash (whole-hash.ts). So the two SHA-1 passes and the disk writes run on the second core
+// while the main thread only moves bytes from sockets into piece buffers. Buffers go back to the main
+// thread's pool as soon as the worker is done with them.
+// Messages in: ToWorker. Out: FromWorker. One message per piece each way, plus releases of held pieces.
+
+import { createHash } from 'node:crypto'
+import { readSync, write } from 'node:fs'
+import { parentPort, workerData } from 'node:worker_threads'
+import { SHA1_BYTES } from '../protocol/file-meta.ts'
+import { InOrderHash } from './whole-hash.ts'
+
+export interface WorkerInit {
+  fd: number
+  size: number
+  pieceBytes: number
+  pieceHashes: Uint8Array
+  /** Per piece: 1 when verified on disk already (resume). */
+  onDisk: Uint8Array
+  hold: number
+}
+
+/** A complete piece to verify; `buf` is transferred, its first `length` bytes are the piece. */
+export interface ToWorker { piece: number, buf: ArrayBuffer }
+
+export type FromWorker =
+  /** `buf` is absent while the piece is held for the whole-file hash (a 'release' follows). */
+  | { t: 'piece', piece: number, ok: boolean, error?: string, buf?: ArrayBuffer }
+  | { t: 'release', buf: ArrayBuffer }
+  | { t: 'whole', digest: Uint8Array }
+  | { t: 'error', error: string }
+
+const port = parentPort
+if (port === null) throw new Error('piece-worker.ts runs as a worker thread')
+const init = workerData as WorkerInit
+const count = init.onDisk.length
+
+const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => { port.postMessage(msg, transfer) }
+const whole = new InOrderHash({
+  pieceCount: count,
+  onDisk: init.onDisk,
+  hold: init.hold,
+  release: (data) => post({ t: 'release', buf: data.buffer as ArrayBuffer }, [data.buffer as ArrayBuffer]),
+})
+let scratch: Uint8Array | undefined // read-back buffer, allocated on first use
+let readBackQueued = false
+let wholeSent = false
+
+function pieceLength (piece: number): number {
+  return Math.min(init.pieceBytes, init.size - piece * init.pieceBytes)
+}
+
+function onPiece (msg: ToWorker): void {
+  const { piece, buf } = msg
+  const data = new Uint8Array(buf, 0, pieceLength(piece))
+  const expected = init.pieceHashes.subarray(piece * SHA1_BYTES, (piece + 1) * SHA1_BYTES)
+  if (!createHash('sha1').update(data).digest().equals(expected)) {
+    post({ t: 'piece', piece, ok: false, buf }, [buf])
+    return
+  }
+  // asynchronous (libuv's pool): the next piece is hashed while this one goes to the page cache, which
+  // can stall for long moments under writeback
+  writeAll(data, piece * init.pieceBytes, (err) => {
+    if (err !== null) {
+      post({ t: 'piece', piece, ok: true, error: err.message, buf }, [buf])
+      return
+    }
+    if (whole.add(piece, data)) post({ t: 'piece', piece, ok: true })
+    else post({ t: 'piece', piece, ok: true, buf }, [buf])
+    progress()
+  })
+}
+
+function writeAll (data: Uint8Array, position: number, done: (err: Error | null) => void, at = 0): void {
+  write(init.fd, data, at, data.length - at, position + at, (err, n) => {
+    if (err !== null) done(err)
+    else if (n === 0) done(new Error('the write made no progress'))
+    else if (at + n < data.length) writeAll(data, position, done, at + n)
+    else done(null)
+  })
+}
+
+/** Reads back one piece per turn, so pieces arriving meanwhile are not kept waiting behind a long resume. */
+function progress (): void {
+  if (whole.done) {
+    if (!wholeSent) post({ t: 'whole', digest: whole.digest() })
+    wholeSent = true
+    return
+  }
+  if (readBackQueued || whole.nextReadBack() < 0) return
+  readBackQueued = true
+  setImmediate(() => {
+    readBackQueued = false
+    const piece = whole.nextReadBack()
+    if (piece < 0) return
+    scratch ??= new Uint8Array(init.pieceBytes)
+    const data = scratch.subarray(0, pieceLength(piece))
+    try {
+      let at = 0
+      while (at < data.length) {
+        const n = readSync(init.fd, data, at, data.length - at, piece * init.pieceBytes + at)
+        if (n === 0) throw new Error('the partial file is shorter than expected')
+        at += n
+      }
+    } catch (err) {
+      post({ t: 'error', error: `cannot read piece ${piece} back: ${(err as Error).message}` })
+      return
+    }
+    whole.addReadBack(piece, data)
+    progress()
+  })
+}
+
+port.on('message', onPiece)
+progress()
