@@ -8,6 +8,7 @@
 // the time of the last successful keepalive itself: past one TTL the lease may be gone on the
 // server, and a new lease is granted and every presence of this tracker written again under it.
 
+import { EtcdLeaseInvalidError } from 'etcd3'
 import type { Etcd3, Lease } from 'etcd3'
 import { createLog } from '../common/log.ts'
 import { Call } from './etcd-call.ts'
@@ -53,8 +54,16 @@ export class PresenceLeases {
   async up (p: Presence, call: Call): Promise<void> {
     this.#own.set(p.clientId, Object.freeze({ ...p }))
     const current = await this.#current(call)
-    const res = await call.request((o) => current.lease.put(this.#keys.presence(p.clientId))
-      .value(encodeValue({ userId: p.userId, peerAddr: p.peerAddr })).options(o).exec())
+    let res
+    try {
+      res = await call.request((o) => current.lease.put(this.#keys.presence(p.clientId))
+        .value(encodeValue({ userId: p.userId, peerAddr: p.peerAddr })).options(o).exec())
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError || (err as Error).cause instanceof EtcdLeaseInvalidError)) throw err
+      // etcd says the lease is gone (expired or revoked) before the keepalives noticed: take another
+      if (this.#lease === current) this.#lastKeepalive = 0
+      return await this.up(p, call)
+    }
     // a renewal that ran meanwhile may have missed this write: it then sits on the old lease
     if (this.#lease !== current && this.#own.get(p.clientId) !== undefined) return await this.up(p, call)
     await this.#replica.caughtUp(Number(res.header.revision), call)
@@ -117,6 +126,7 @@ export class PresenceLeases {
       if (this.#lease?.lease !== lease) return
       log.warn('presence lease lost', { err })
       this.#lastKeepalive = 0 // stale: the next write or check grants another
+      setImmediate(() => this.#check()) // our clients are offline until then: do not wait for the tick
     })
     let id: string
     try {
@@ -156,7 +166,8 @@ export class PresenceLeases {
   /** Periodic: a lease without a keepalive for a whole TTL is replaced while presences depend on it. */
   #check (): void {
     if (this.#closed || this.#own.size === 0 || this.#fresh() || this.#granting !== undefined) return
-    log.warn('presence lease stale: granting a new one', { sinceKeepaliveMs: Date.now() - this.#lastKeepalive })
+    log.warn('presence lease stale: granting a new one',
+      { sinceKeepaliveMs: this.#lastKeepalive === 0 ? 'lost' : Date.now() - this.#lastKeepalive })
     this.#granting = this.#grant(Date.now() + this.#ttlS * 1000).finally(() => { this.#granting = undefined })
     this.#granting.catch((err: unknown) => log.debug('lease grant failed; will try again', { err: err as Error }))
   }

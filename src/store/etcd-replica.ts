@@ -40,6 +40,7 @@ export interface GroupHead {
 interface Waiter {
   revision: number
   resolve: () => void
+  reject: (err: Error) => void
 }
 
 interface State {
@@ -81,7 +82,7 @@ export class Replica {
   async start (ms: number): Promise<void> {
     const until = Date.now() + ms
     let lastErr: unknown
-    while (Date.now() < until) {
+    for (let attempt = 0; Date.now() < until; attempt++) {
       try {
         await this.#listAndWatch(Math.min(until, Date.now() + RESYNC_ATTEMPT_MS))
         return
@@ -89,6 +90,8 @@ export class Replica {
         lastErr = err
         log.debug('start attempt failed', { err: err as Error })
       }
+      // a refused connection fails at once: pause rather than spin
+      await sleep(Math.min(pauseMs(attempt), Math.max(0, until - Date.now())))
     }
     const detail = lastErr instanceof Error ? `: ${lastErr.message}` : ''
     throw new PeershareError('STORE_UNAVAILABLE', `cannot read the tracker state from etcd${detail}`, { cause: lastErr })
@@ -97,8 +100,8 @@ export class Replica {
   /** Resolves once every change up to `revision` is in the replica; bounded by the call. */
   async caughtUp (revision: number, call: Call): Promise<void> {
     if (this.#revision >= revision) return
-    const { promise, resolve } = Promise.withResolvers<void>()
-    const waiter = { revision, resolve }
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const waiter = { revision, resolve, reject }
     this.#waiters.push(waiter)
     try {
       await call.race(promise)
@@ -110,6 +113,8 @@ export class Replica {
 
   async close (): Promise<void> {
     this.#closed.abort()
+    const closed = new PeershareError('STORE_UNAVAILABLE', 'the tracker store is closed')
+    for (const w of this.#waiters.splice(0)) w.reject(closed)
     const w = this.#watcher
     this.#watcher = undefined
     if (w !== undefined) await this.#drop(w)
@@ -220,8 +225,7 @@ export class Replica {
           return
         } catch (err) {
           log.debug('re-list failed', { err: err as Error, attempt })
-          const pause = Math.min(RESYNC_PAUSE_MS * 2 ** attempt, MAX_RESYNC_PAUSE_MS)
-          await sleep(pause, undefined, { signal: this.#closed.signal }).catch(() => {})
+          await sleep(pauseMs(attempt), undefined, { signal: this.#closed.signal }).catch(() => {})
         }
       }
     })().finally(() => { this.#resyncing = undefined })
@@ -235,6 +239,10 @@ export class Replica {
       log.debug('cancelling a watch failed', { err: err as Error })
     }
   }
+}
+
+function pauseMs (attempt: number): number {
+  return Math.min(RESYNC_PAUSE_MS * 2 ** attempt, MAX_RESYNC_PAUSE_MS)
 }
 
 function applyPut (s: State, key: ParsedKey, kv: IKeyValue): void {

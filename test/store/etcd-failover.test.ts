@@ -198,4 +198,27 @@ describe('etcd store failures', () => {
     assert.ok(took < (PRESENCE_TTL_S + 2) * 1_000)
     assert.ok((await observer.getPresence(['stays'])).has('stays'))
   })
+
+  it('a tracker whose lease is revoked under it takes a new one and announces its clients again', async (t) => {
+    const c = lifo(t)
+    const cluster = await startEtcdCluster(c, { members: 1 })
+    const prefix = freshPrefix()
+    const tracker = await open(c, { endpoints: cluster.endpoints, prefix })
+    await tracker.presenceUp({ clientId: 'c1', userId: 'alice', peerAddr: '127.0.0.1:9' })
+    const raw = new Etcd3({ hosts: cluster.endpoints })
+    c.after(() => raw.close())
+    const leaseOf = async (): Promise<string | undefined> => (await raw.get(`${prefix}/presence/c1`).exec()).kvs[0]?.lease
+    const first = await leaseOf()
+    assert.ok(first !== undefined && first !== '0')
+    // as if etcd had expired it (say, the tracker was cut off for longer than the TTL)
+    await raw.leaseClient.leaseRevoke({ ID: first })
+    const second = await waitFor(async () => {
+      const now = await leaseOf()
+      return now !== undefined && now !== first ? now : undefined
+    }, 'the presence written again under a new lease', (PRESENCE_TTL_S + 5) * 1_000)
+    assert.notEqual(second, '0')
+    assert.equal(tracker.replicaState.leaseGrants, 2)
+    await tracker.presenceUp({ clientId: 'c2', userId: 'bob', peerAddr: '127.0.0.1:8' })
+    assert.equal((await raw.get(`${prefix}/presence/c2`).exec()).kvs[0]?.lease, second)
+  })
 })
