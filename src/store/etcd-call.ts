@@ -30,8 +30,6 @@ export class Call {
   /** Absolute time (Date.now() scale) after which the call has failed. */
   readonly deadline: number
   readonly signal: AbortSignal | undefined
-  /** Set when a request failed in a way that may have left its write applied. */
-  ambiguous = false
   readonly #what: string
 
   constructor (what: string, opts: EtcdCallOptions | undefined, budgetMs: number = CALL_BUDGET_MS) {
@@ -91,7 +89,6 @@ export class Call {
       } catch (err) {
         if (err instanceof PeershareError || this.signal?.aborted === true) throw err
         if (!transient(err)) throw storeError(err, this.#what)
-        this.ambiguous = true
         if (this.deadline - Date.now() < MIN_ATTEMPT_MS) throw this.timeout(err)
         await this.race(sleep(Math.min(RETRY_PAUSE_MS * 2 ** attempt, MAX_RETRY_PAUSE_MS)))
       }

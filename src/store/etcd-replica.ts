@@ -8,7 +8,7 @@
 // `revision` is the newest revision whose events under the prefix have all been applied. Events of
 // one etcd revision arrive in one watch response, in the order of the transaction's operations.
 
-import { Range } from 'etcd3'
+import { GRPCResourceExhastedError, Range } from 'etcd3'
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createLog } from '../common/log.ts'
@@ -153,10 +153,19 @@ export class Replica {
     const kvs: IKeyValue[] = []
     let start: Buffer = range.start
     let revision: number | undefined
+    let pageKeys = LIST_PAGE_KEYS
     for (;;) {
-      let b = this.#client.getAll().inRange({ start, end: range.end }).limit(LIST_PAGE_KEYS)
+      let b = this.#client.getAll().inRange({ start, end: range.end }).limit(pageKeys)
       if (revision !== undefined) b = b.revision(revision)
-      const res = await b.options({ deadline: until }).exec()
+      let res
+      try {
+        res = await b.options({ deadline: until }).exec()
+      } catch (err) {
+        // a page of very large file records can pass gRPC's message cap: ask for fewer keys
+        if (!(err instanceof GRPCResourceExhastedError) || pageKeys === 1) throw err
+        pageKeys = Math.max(1, pageKeys >> 2)
+        continue
+      }
       revision ??= Number(res.header.revision)
       kvs.push(...res.kvs)
       const last = res.kvs.at(-1)

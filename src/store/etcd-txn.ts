@@ -41,8 +41,12 @@ export interface GroupPlan<T> {
   deletesGroup?: boolean
   /** Compare the head's create revision only and leave it alone (adding a join request). */
   keepHead?: boolean
-  /** After an ambiguous failure: does the replica show this write applied? (default: the head has its nonce) */
-  applied?: (model: MemoryModel, head: GroupHead | undefined) => boolean
+  /**
+   * A key this write creates with the nonce given to decide(): when the compare fails, its value is
+   * read back in the same transaction, and our nonce there means an earlier attempt applied. (Plans
+   * that rewrite the head are recognised by the head's nonce instead.)
+   */
+  created?: string
   /** More is left to do after this transaction (a leave split for MAX_TXN_OPS): decide again. */
   partial?: boolean
 }
@@ -117,19 +121,26 @@ export class Writer {
     return nonceOf(kv) === nonce // ours when an earlier attempt applied and only its answer was lost
   }
 
-  /** A write to one group, decided from the replica and committed under a compare on its head. */
+  /**
+   * A write to one group, decided from the replica and committed under a compare on its head.
+   * `decide` gets the nonce its values must carry (see GroupPlan.created).
+   */
   async group<T> (call: Call, groupId: string,
-    decide: (model: MemoryModel, head: GroupHead | undefined) => GroupPlan<T> | NoWrite<T>): Promise<T> {
+    decide: (model: MemoryModel, head: GroupHead | undefined, nonce: string) => GroupPlan<T> | NoWrite<T>): Promise<T> {
     return await this.#queued(groupId, call, async () => {
       let synced = false
-      let last: { plan: GroupPlan<T>, nonce: string } | undefined
+      // every plan sent so far: one whose answer was lost (timeout, dropped connection, or etcd3's
+      // own retry meeting it) may have applied, and must then not be decided again
+      let tried: Array<{ plan: GroupPlan<T>, nonce: string }> = []
       for (let conflicts = 0; conflicts < MAX_CONFLICTS;) {
         const model = this.#replica.model
         const head = this.#replica.heads.get(groupId)
-        if (last !== undefined && call.ambiguous && applied(last.plan, last.nonce, model, head)) return last.plan.result
+        const mine = tried.find((t) => appliedByHead(t.plan, t.nonce, head))
+        if (mine !== undefined) return mine.plan.result
+        const nonce = this.nonce()
         let plan: GroupPlan<T> | NoWrite<T>
         try {
-          plan = decide(model, head)
+          plan = decide(model, head, nonce)
         } catch (err) {
           if (!(err instanceof PeershareError) || synced) throw err
           await this.sync(call) // a refusal must hold against etcd's latest state, not a lagging replica
@@ -138,7 +149,6 @@ export class Writer {
         }
         if ('done' in plan) return plan.done
         if (head === undefined) throw new Error(`etcd store: a plan for group ${groupId} that the replica does not have`)
-        const nonce = this.nonce()
         const headKey = this.#keys.group(groupId)
         const cmps: Compare[] = [plan.keepHead === true ? [headKey, 'Create', '==', head.create] : [headKey, 'Mod', '==', head.mod], ...plan.cmps ?? []]
         const ops = [...plan.ops]
@@ -147,15 +157,19 @@ export class Writer {
           if (group === undefined) throw new Error(`etcd store: group ${groupId} has a head but no record`)
           ops.push(this.put(headKey, encodeValue({ owner: plan.owner ?? group.owner, createdAt: group.createdAt, n: nonce })))
         }
-        const res = await this.txn(call, cmps, ops)
+        const res = await this.txn(call, cmps, ops, plan.created === undefined ? [] : [this.#client.get(plan.created)])
         if (res.succeeded) {
           await this.caughtUp(res, call)
           if (plan.partial !== true) return plan.result
-          last = undefined
-          call.ambiguous = false
+          tried = [] // that part is done; the rest is decided afresh
           continue
         }
-        last = { plan, nonce }
+        const kv: IKeyValue | undefined = res.responses[0]?.response_range?.kvs[0]
+        if (plan.created !== undefined && kv !== undefined && nonceOf(kv) === nonce) {
+          await this.#replica.caughtUp(Number(kv.mod_revision), call)
+          return plan.result
+        }
+        tried.push({ plan, nonce })
         conflicts++
         await this.sync(call)
         synced = true
@@ -180,10 +194,11 @@ export class Writer {
   }
 }
 
-function applied<T> (plan: GroupPlan<T>, nonce: string, model: MemoryModel, head: GroupHead | undefined): boolean {
-  if (plan.applied !== undefined) return plan.applied(model, head)
+/** Whether the replica shows `plan` (sent with `nonce`) applied, judging by the group's head. */
+function appliedByHead<T> (plan: GroupPlan<T>, nonce: string, head: GroupHead | undefined): boolean {
+  // only the last member deletes a group, and that member was us: a vanished head is our doing
   if (plan.deletesGroup === true) return head === undefined
-  return head?.nonce === nonce
+  return plan.keepHead !== true && head?.nonce === nonce
 }
 
 /** The `n` field of a value we wrote, if any. */

@@ -192,7 +192,7 @@ export class EtcdStore implements Store {
   async addRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void> {
     const call = this.#call('add join request', opts)
     const k = this.#keys
-    await this.#w.group(call, groupId, (model) => {
+    await this.#w.group(call, groupId, (model, _head, n) => {
       requireGroup(model, groupId)
       if (model.isMember(groupId, userId)) throw new PeershareError('ALREADY_MEMBER', `you are already a member of ${groupId}`)
       if (model.hasRequest(groupId, userId)) {
@@ -203,8 +203,8 @@ export class EtcdStore implements Store {
         result: undefined,
         keepHead: true, // requests do not change what leave, accept or share decide on
         cmps: [[k.member(groupId, userId), 'Version', '==', 0], [request, 'Create', '==', 0]],
-        ops: [this.#w.put(request, encodeValue({ requestedAt: now, n: this.#w.nonce() }))],
-        applied: (m) => m.hasRequest(groupId, userId),
+        ops: [this.#w.put(request, encodeValue({ requestedAt: now, n }))],
+        created: request,
       }
     })
   }
