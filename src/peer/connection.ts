@@ -1,16 +1,16 @@
-// One peer wire connection, either side: socket bytes → FrameDecoder → decodeMessage → one typed event
-// per message; sending with back-pressure (send() returns false when the socket is full); keep-alive
+// One peer wire connection, either side: socket bytes → WireReader (frames; blocks as views of the
+// socket's chunks) → decodeMessage → one typed event per message; sending with back-pressure (send() returns false when the socket is full); keep-alive
 // and idle timeout. What a message means (serving, downloading) is server.ts's and download.ts's job.
 
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
-import { FrameDecoder } from '../protocol/frame.ts'
 import {
   MAX_HANDSHAKE_FRAME_BYTES, MAX_WIRE_FRAME_BYTES, Msg, decodeMessage, encodeKeepAlive, encodePieceHeader,
 } from '../protocol/wire.ts'
 import type { WireCancel, WireHandshake, WirePiece, WireReject, WireRequest } from '../protocol/wire.ts'
+import { WireReader } from './wire-reader.ts'
 
 const log = createLog('peer:conn')
 
@@ -24,11 +24,17 @@ export interface PeerConnectionEvents {
   request: [msg: WireRequest]
   cancel: [msg: WireCancel]
   reject: [msg: WireReject]
-  /** `msg.data` is a view into the received frame: copy it if it must outlive a long wait. */
-  piece: [msg: WirePiece]
+  /** The block is `msg.parts` (views of received chunks: copy them out); `msg.data` joins them (a copy). */
+  piece: [msg: ReceivedPiece]
   drain: []
   /** Once, after the socket is gone. `reason` is set when we closed it because of an error. */
   close: [reason: PeershareError | undefined]
+}
+
+/** A piece message as received: the block in `parts`, in order, `length` bytes together. */
+export interface ReceivedPiece extends WirePiece {
+  readonly length: number
+  readonly parts: readonly Buffer[]
 }
 
 export interface PeerConnectionOptions {
@@ -40,7 +46,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly socket: net.Socket
   /** host:port of the other end, for logs and progress. */
   readonly remote: string
-  #decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES)
+  #decoder = new WireReader(MAX_HANDSHAKE_FRAME_BYTES)
   #closed = false // the socket is gone ('close' emitted)
   #closing = false // close() was called: no more sends or dispatches, even before the socket's 'close'
   #closeReason: PeershareError | undefined
@@ -134,9 +140,10 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.closed) return
     this.#lastReceived = performance.now()
     try {
-      for (const body of this.#decoder.push(chunk)) {
+      for (const frame of this.#decoder.push(chunk)) {
         if (this.closed) return
-        this.#dispatch(body)
+        if (frame.kind === 'frame') this.#dispatch(frame.body)
+        else this.emit('piece', receivedPiece(frame.piece, frame.offset, frame.length, frame.parts))
       }
     } catch (err) {
       this.close(toPeershareError(err))
@@ -146,7 +153,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #dispatch (body: Buffer): void {
     const msg = decodeMessage(body)
     switch (msg.type) {
-      case Msg.Piece: this.emit('piece', msg); break
+      case Msg.Piece: this.emit('piece', receivedPiece(msg.piece, msg.offset, msg.data.length, [msg.data])); break // not reached: WireReader splits pieces off
       case Msg.Request: this.emit('request', msg); break
       case Msg.Have: this.emit('have', msg.piece); break
       case Msg.Cancel: this.emit('cancel', msg); break
@@ -172,5 +179,18 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     clearInterval(this.#timer)
     this.emit('close', this.#closeReason)
     this.removeAllListeners()
+  }
+}
+
+function receivedPiece (piece: number, offset: number, length: number, parts: Buffer[]): ReceivedPiece {
+  return {
+    type: Msg.Piece,
+    piece,
+    offset,
+    length,
+    parts,
+    get data () {
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts, length)
+    },
   }
 }

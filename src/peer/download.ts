@@ -14,11 +14,11 @@ import { createLog } from '../common/log.ts'
 import { pieceCount, pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import { BLOCK_BYTES, RejectReason, blocksInPiece, encodeCancel, encodeHandshake, encodeRequest } from '../protocol/wire.ts'
-import type { WirePiece, WireReject } from '../protocol/wire.ts'
+import type { WireReject } from '../protocol/wire.ts'
 import { dial as tcpDial } from '../security/transport.ts'
 import type { DialOptions } from '../security/transport.ts'
 import { PeerConnection } from './connection.ts'
-import type { PeerConnectionOptions } from './connection.ts'
+import type { PeerConnectionOptions, ReceivedPiece } from './connection.ts'
 import { Picker } from './picker.ts'
 import type { Block, PeerRequest } from './picker.ts'
 import type { PieceSource } from './server.ts'
@@ -428,10 +428,10 @@ export class Download extends EventEmitter<DownloadEvents> {
     }
   }
 
-  #onPiece (peer: Peer, msg: WirePiece): void {
+  #onPiece (peer: Peer, msg: ReceivedPiece): void {
     if (!peer.active) return
     this.#answered(peer)
-    const block: Block = { piece: msg.piece, offset: msg.offset, length: msg.data.length }
+    const block: Block = { piece: msg.piece, offset: msg.offset, length: msg.length }
     const res = this.#picker.onBlock(peer.addr, block, performance.now())
     if (res.accepted) {
       this.#received += block.length
@@ -441,8 +441,9 @@ export class Download extends EventEmitter<DownloadEvents> {
         slot = { buf: this.#verifier!.acquire(), from: new Array<string | undefined>(blocksInPiece(this.meta, block.piece)).fill(undefined) }
         this.#assembly.set(block.piece, slot)
       }
-      // one copy into the piece's buffer: the socket's chunks are free again at once
-      msg.data.copy(slot.buf, block.offset)
+      // the only copy: from the socket's chunks into the piece's buffer
+      let at = block.offset
+      for (const part of msg.parts) at += part.copy(slot.buf, at)
       slot.from[block.offset / BLOCK_BYTES] = peer.addr
       if (res.pieceComplete) this.#onPieceComplete(block.piece, slot.buf, slot.from as string[])
     }

@@ -7,7 +7,7 @@
 // Messages in: ToWorker. Out: FromWorker. One message per piece each way, plus releases of held pieces.
 
 import { createHash } from 'node:crypto'
-import { readSync, write } from 'node:fs'
+import { fdatasync, readSync, write } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { SHA1_BYTES } from '../protocol/file-meta.ts'
 import { InOrderHash } from './whole-hash.ts'
@@ -44,6 +44,13 @@ const whole = new InOrderHash({
   hold: init.hold,
   release: (data) => post({ t: 'release', buf: data.buffer as ArrayBuffer }, [data.buffer as ArrayBuffer]),
 })
+// Written bytes after which the worker asks the kernel to write them out (an fdatasync in libuv's pool).
+// The default writeback starts only at 10% of RAM dirty, so without it the whole download waited in the
+// page cache and finish()'s fsync wrote it all at the end (465 ms of a 4 s run for 1 GiB, measured);
+// this way the disk works during the download and the final fsync finds little left.
+const FLUSH_EVERY_BYTES = 64 * 1024 * 1024
+let unflushed = 0
+let flushing = false
 let scratch: Uint8Array | undefined // read-back buffer, allocated on first use
 let readBackQueued = false
 let wholeSent = false
@@ -69,6 +76,12 @@ function onPiece (msg: ToWorker): void {
     }
     if (whole.add(piece, data)) post({ t: 'piece', piece, ok: true })
     else post({ t: 'piece', piece, ok: true, buf }, [buf])
+    unflushed += data.length
+    if (unflushed >= FLUSH_EVERY_BYTES && !flushing) {
+      unflushed = 0
+      flushing = true
+      fdatasync(init.fd, () => { flushing = false }) // best effort: finish() syncs and reports errors
+    }
     progress()
   })
 }
