@@ -4,8 +4,8 @@
 // connection itself is tracker-link.ts's. No terminal here.
 
 import { EventEmitter } from 'node:events'
-import { access, readFile, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { readFile, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { PeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import { parseTrackerInfo } from '../common/tracker-info.ts'
@@ -15,11 +15,8 @@ import type { OpResults } from '../protocol/control.ts'
 import { fileId, pieceCount } from '../protocol/file-meta.ts'
 import { validateFileName, validateGroupId, validatePassword, validateUserId } from '../protocol/names.ts'
 import { hashFile } from '../peer/hashing.ts'
-import type { PeerDial } from '../peer/download.ts'
-import { connect } from '../security/transport.ts'
-import { CERT_FILE, loadOrCreateIdentity } from '../security/identity.ts'
-import type { Identity } from '../security/identity.ts'
-import { KnownTrackers, knownTrackersPath } from '../security/tls.ts'
+import { openClientSecurity } from './client-security.ts'
+import type { ClientSecurity } from './client-security.ts'
 import { defaultDataDir, loadSession, openDataDir, saveSession } from './data-dir.ts'
 import type { DataDirLayout } from './data-dir.ts'
 import { DownloadRecords } from './download-records.ts'
@@ -32,13 +29,13 @@ import { ShareBook } from './shares.ts'
 import type { DroppedShare, ShareRecord } from './shares.ts'
 import type { ShareSpec } from './sources.ts'
 import { resolveTarget } from './targets.ts'
-import { TICKET_KEYS_FILE, TicketKeyBook } from './ticket-keys.ts'
 import { TrackerLink } from './tracker-link.ts'
 import type { ConnectedInfo } from './tracker-link.ts'
 
 export type { ConnectedInfo } from './tracker-link.ts'
 export type { DroppedShare } from './shares.ts'
 export type { DownloadInfo, DownloadState } from './downloads.ts'
+export { identityFingerprint } from './client-security.ts'
 
 const log = createLog('client:core')
 
@@ -116,16 +113,15 @@ export class Client extends EventEmitter<ClientEvents> {
   readonly #downloads: Downloads
   #userId: string | undefined
   #restorePending = false
+  readonly #stop = new AbortController()
   #closing: Promise<void> | undefined
 
-  private constructor (init: { peerAddr: string, identity: Identity, dataDir: DataDirLayout, trackers: TrackerAddress[],
-    link: TrackerLink, serving: Serving, shares: ShareBook, records: DownloadRecords, userId: string | undefined,
-    /** Where verified trackers' ticket keys go (undefined with --insecure-plaintext). */
-    ticketKeys: TicketKeyBook | undefined, insecurePlaintext: boolean }) {
+  private constructor (init: { peerAddr: string, security: ClientSecurity, dataDir: DataDirLayout, trackers: TrackerAddress[],
+    link: TrackerLink, serving: Serving, shares: ShareBook, records: DownloadRecords, userId: string | undefined }) {
     super()
     this.peerAddr = init.peerAddr
-    this.clientId = clientIdOf(init.identity)
-    this.fingerprint = init.identity.fingerprint
+    this.clientId = init.security.clientId
+    this.fingerprint = init.security.identity.fingerprint
     this.dataDir = init.dataDir
     this.trackers = init.trackers
     this.#link = init.link
@@ -138,7 +134,7 @@ export class Client extends EventEmitter<ClientEvents> {
       holding: (r) => this.#hold(r),
       verified: (r, piece) => this.#serving.notifyHave(r.fileId, piece),
       completed: (r) => this.#registerDownload(r),
-      ...(init.insecurePlaintext ? {} : { dial: peerDial(init.identity) }),
+      ...(init.security.dial === undefined ? {} : { dial: init.security.dial }),
     })
     this.#downloads.on('finished', (info) => this.emit('downloadFinished', info))
     this.#link.on('switched', (info) => this.emit('switched', info))
@@ -147,14 +143,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#link.on('event', (name, data) => this.emit('trackerEvent', name, data))
     this.#link.on('sessionLost', (err) => { void this.#onSessionLost(err) })
     this.#link.on('connected', (info) => { if (info.resumed) void this.#afterResume() })
-    const keys = init.ticketKeys
-    if (keys !== undefined) {
-      // ticketKey is only set for a tracker whose certificate passed the trust check (tracker-link.ts)
-      this.#link.on('connected', (info) => {
-        if (info.ticketKey === undefined) return
-        keys.learn(info.address, info.ticketKey).catch((err: unknown) => log.warn('could not save a tracker ticket key', { error: err as Error }))
-      })
-    }
+    init.security.attach(this.#link, this.trackers, this.peerAddr, this.#stop.signal)
   }
 
   /**
@@ -166,26 +155,21 @@ export class Client extends EventEmitter<ClientEvents> {
     const trackers = await readTrackersFile(opts.trackersFile)
     const dataDir = await openDataDir(opts.dataDir ?? defaultDataDir(opts.peerAddr))
     // the identity is the client's id everywhere: trackers bind its sessions and shares to it, peers its tickets
-    const identity = await loadOrCreateIdentity(dataDir.root)
-    const clientId = clientIdOf(identity)
-    const security = opts.insecurePlaintext === true
-      ? { insecurePlaintext: true as const }
-      : { identity, known: await KnownTrackers.open(knownTrackersPath(dataDir.root)), trackersFile: resolve(opts.trackersFile) }
+    const security = await openClientSecurity(dataDir.root, opts.trackersFile, opts.insecurePlaintext === true)
     const shares = await ShareBook.open(dataDir.sharesFile)
     const records = await DownloadRecords.open(dataDir.downloadsFile)
     const session = await loadSession(dataDir)
     // nothing is served before the client exists (no shares yet), so `client` is set when this runs
     let client: Client | undefined
-    const ticketKeys = opts.insecurePlaintext === true ? undefined : await TicketKeyBook.open(join(dataDir.root, TICKET_KEYS_FILE))
     const serving = await Serving.start({
-      security: ticketKeys === undefined ? undefined : { identity, trustedKeys: () => ticketKeys.trusted() },
+      security: security.peerServer,
       host: peer.host,
       port: peer.port,
       uploadLimit: opts.uploadLimit ?? 0,
       onShareChanged: (spec) => { if (client !== undefined) void client.#onShareChanged(spec) },
     })
-    const link = new TrackerLink({ trackers, clientId, peerAddr: opts.peerAddr, security, ...(session === undefined ? {} : { token: session.token }) })
-    client = new Client({ peerAddr: opts.peerAddr, identity, dataDir, trackers, link, serving, shares, records, userId: session?.userId, ticketKeys, insecurePlaintext: opts.insecurePlaintext === true })
+    const link = new TrackerLink({ trackers, clientId: security.clientId, peerAddr: opts.peerAddr, security: security.link, ...(session === undefined ? {} : { token: session.token }) })
+    client = new Client({ peerAddr: opts.peerAddr, security, dataDir, trackers, link, serving, shares, records, userId: session?.userId })
     try {
       await link.start()
     } catch (err) {
@@ -340,6 +324,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** Stops the downloads (resumable), then closes the tracker connection and the peer server. Idempotent. */
   close (): Promise<void> {
     this.#closing ??= (async () => {
+      this.#stop.abort()
       await this.#downloads.close()
       await Promise.all([this.#link.close(), this.#serving.close()])
     })()
@@ -463,33 +448,6 @@ export class Client extends EventEmitter<ClientEvents> {
     if (was !== undefined) await this.#downloads.pauseUser(was)
     await saveSession(this.dataDir, undefined)
   }
-}
-
-/**
- * "SHA256:<hex>" of the identity kept in `dir` (a tracker's or a client's data dir), for
- * `peershare id`. Never creates one: NOT_FOUND when there is none.
- */
-export async function identityFingerprint (dir: string): Promise<string> {
-  try {
-    await access(join(dir, CERT_FILE))
-  } catch {
-    throw new PeershareError('NOT_FOUND', `no identity in ${dir} (no ${CERT_FILE}): pass the data dir of a tracker or client with --data-dir`)
-  }
-  return (await loadOrCreateIdentity(dir)).fingerprint
-}
-
-/** Dials a holder over TLS, accepting only the certificate the tracker named for it. */
-function peerDial (identity: Identity): PeerDial {
-  return async (host, port, opts) => {
-    const label = `peer ${host}:${port}`
-    if (opts.fingerprint === undefined) throw new PeershareError('UNTRUSTED', `the tracker named no certificate for ${label}: not connecting`)
-    const trust = { kind: 'pin' as const, fingerprint: opts.fingerprint, source: 'the tracker' }
-    return (await connect(host, port, { ...(opts.signal === undefined ? {} : { signal: opts.signal }), tls: { identity, trust, label } })).socket
-  }
-}
-
-function clientIdOf (identity: Identity): string {
-  return identity.fingerprint.slice('SHA256:'.length)
 }
 
 function parsePeerAddr (text: string): { host: string, port: number } {

@@ -50,6 +50,11 @@ export class TicketKeyBook {
     return this.#trusted
   }
 
+  /** Whether a key is known for that tracker address. */
+  has (tracker: string): boolean {
+    return this.#keys.has(tracker)
+  }
+
   /** Records the key a verified tracker named; saved before it resolves. Bad keys are ignored (logged). */
   async learn (tracker: string, keyHex: string): Promise<void> {
     if (!KEY_RE.test(keyHex)) {
