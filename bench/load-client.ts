@@ -1,10 +1,11 @@
 // A minimal control-protocol client for load generation: raw frames, request ids, one promise per
 // request. Deliberately independent of src/client so the bench measures the tracker, not our client.
 
-import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.ts'
 import { MAX_FRAME_BYTES } from '../src/protocol/control.ts'
+import type { Identity } from '../src/security/identity.ts'
+import { connect } from '../src/security/transport.ts'
 
 export interface Reply { ok: boolean, result?: any, error?: { code: string, message: string } }
 
@@ -31,12 +32,13 @@ export class LoadConnection {
     })
   }
 
-  static open (host: string, port: number): Promise<LoadConnection> {
-    return new Promise((resolve, reject) => {
-      const s = connect({ host, port, noDelay: true })
-      s.once('connect', () => { s.off('error', reject); s.on('error', () => {}); resolve(new LoadConnection(s)) })
-      s.once('error', reject)
-    })
+  /** Over TLS 1.3 with `identity` (the tracker's certificate is not checked: a bench), else plain TCP. */
+  static async open (host: string, port: number, identity: Identity | undefined): Promise<LoadConnection> {
+    const { socket } = identity === undefined
+      ? await connect(host, port, { insecurePlaintext: true })
+      : await connect(host, port, { tls: { identity, trust: { kind: 'any' } } })
+    socket.on('error', () => {})
+    return new LoadConnection(socket)
   }
 
   request (op: string, args: Record<string, unknown> = {}): Promise<Reply> {

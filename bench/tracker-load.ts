@@ -1,13 +1,21 @@
 // Load generator process for `npm run bench:tracker`: opens N authenticated connections to a tracker
 // and runs a closed loop (one request in flight per connection) with a realistic read/write mix for a
 // fixed time. Prints one JSON line with its figures on stdout.
-//   node bench/tracker-load.ts --host H --port P --connections N --seconds S [--echo]
+//   node bench/tracker-load.ts --host H --port P --connections N --seconds S [--echo] [--insecure-plaintext]
+// Speaks TLS 1.3 unless --insecure-plaintext. Over TLS the tracker takes each certificate as a client
+// identity, so connection i uses identity i % users, like its user: two connections of one user are
+// then the same client, as when a client reconnects.
 
 import { randomBytes, randomInt } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LoadConnection } from './load-client.ts'
 import type { Reply } from './load-client.ts'
 import { PIECE_BYTES, SHA1_BYTES, pieceCount } from '../src/protocol/file-meta.ts'
+import { loadOrCreateIdentity } from '../src/security/identity.ts'
+import type { Identity } from '../src/security/identity.ts'
 
 const { values } = parseArgs({
   options: {
@@ -16,6 +24,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '10' },
     echo: { type: 'boolean', default: false },
+    'insecure-plaintext': { type: 'boolean', default: false },
     users: { type: 'string', default: '100' },
     groups: { type: 'string', default: '10' },
   },
@@ -54,9 +63,23 @@ function fakeMeta (name: string): Record<string, unknown> {
 
 interface Worker { conn: LoadConnection, user: string, group: string, uploaded: string | null, made: number, ownsGroup: boolean }
 
+/** Throwaway client identities (key + self-signed certificate), in a temporary directory. */
+async function identities (count: number): Promise<{ ids: Identity[], cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'peershare-load-ids-'))
+  const ids: Identity[] = []
+  await pool(Array.from({ length: count }), 8, async (_x, i) => { ids[i] = await loadOrCreateIdentity(join(dir, String(i))) })
+  return { ids, cleanup: () => rm(dir, { recursive: true, force: true }) }
+}
+
 async function setup (): Promise<Worker[]> {
   const conns: LoadConnection[] = []
-  await pool(Array.from({ length: n }), 100, async (_x, i) => { conns[i] = await LoadConnection.open(host, port) })
+  const idCount = Math.min(n, Number(values.users))
+  const ids = values['insecure-plaintext'] ? undefined : await identities(idCount)
+  try {
+    await pool(Array.from({ length: n }), 100, async (_x, i) => { conns[i] = await LoadConnection.open(host, port, ids?.ids[i % idCount]) })
+  } finally {
+    await ids?.cleanup()
+  }
   await pool(conns, 200, async (c, i) => {
     must(await c.request('hello', { version: 1, clientId: randomBytes(16).toString('hex'), peerAddr: `127.0.0.1:${20000 + i}` }), 'hello')
   })

@@ -1,7 +1,9 @@
-// npm run bench:tracker [-- --connections 100,2000 --seconds 10]
+// npm run bench:tracker [-- --connections 100,2000 --seconds 10 --modes tls,plaintext]
 // Starts a tracker (embedded SQLite store, fresh data dir) and, as a ratio baseline, a bare echo
 // server doing only framing + JSON; drives each with a load generator in a separate process and
-// prints requests/s, p50/p99 latency and the tracker's RSS for each connection count.
+// prints requests/s, p50/p99 latency and the tracker's RSS for each connection count. Each mode
+// (TLS 1.3, the default; plaintext, the tracker's --insecure-plaintext) gets its own echo baseline
+// and its own tracker.
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -16,9 +18,12 @@ const { values } = parseArgs({
   options: {
     connections: { type: 'string', default: '100,2000' },
     seconds: { type: 'string', default: '10' },
+    modes: { type: 'string', default: 'tls,plaintext' },
   },
 })
 const counts = values.connections.split(',').map(Number)
+const modes = values.modes.split(',')
+for (const m of modes) if (m !== 'tls' && m !== 'plaintext') throw new Error(`--modes: tls or plaintext, not '${m}'`)
 const root = new URL('..', import.meta.url).pathname
 
 function freePort (): Promise<number> {
@@ -70,34 +75,39 @@ const row = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(
 const dir = await mkdtemp(join(tmpdir(), 'peershare-bench-'))
 const procs: ChildProcess[] = []
 try {
-  // 1. the machine's limit for this protocol shape: a bare echo server
-  const echo = await start(['bench/echo-server.ts'], /^echo listening on/)
-  procs.push(echo.proc)
-  const echoPort = Number(/:(\d+)$/.exec(echo.line)![1])
-  const base = await load(echoPort, counts[0]!, echo.proc, ['--echo'])
-  echo.proc.kill('SIGTERM')
-
-  // 2. the tracker
-  const port = await freePort()
-  const info = join(dir, 'trackers.txt')
-  await writeFile(info, `127.0.0.1:${port}\n`)
-  const tracker = await start(['bin/peershare.js', 'tracker', info, '1', '--data-dir', join(dir, 'tracker')], /listening on/)
-  procs.push(tracker.proc)
-  const idle = await rssOf(tracker.proc.pid!)
   console.log(`tracker bench: closed loop, 1 request in flight per connection, ${values.seconds} s per run`)
   console.log('mix: 50% list_files, 30% list_groups, 10% get_file, 6% upload_file/stop_share, 4% create_group/leave_group\n')
   console.log(row(['run', 'req/s', 'p50', 'p99', 'vs echo', 'tracker RSS']))
-  console.log(row([`echo server, N=${counts[0]}`, base.rps.toFixed(0), base.p50ms.toFixed(2) + ' ms', base.p99ms.toFixed(2) + ' ms', '1.00', '']))
-  for (const n of counts) {
-    const r = await load(port, n, tracker.proc)
-    console.log(row([`tracker, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
-      (r.rps / base.rps).toFixed(2), mb(r.peakRss)]))
-    const errs = Object.entries(r.errors)
-    if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
+  for (const mode of modes) {
+    const plain = mode === 'plaintext'
+    const modeArgs = plain ? ['--insecure-plaintext'] : []
+    // 1. the machine's limit for this protocol shape: a bare echo server
+    const echo = await start(['bench/echo-server.ts', ...(plain ? [] : ['--tls', join(dir, 'echo-id')])], /^echo listening on/)
+    procs.push(echo.proc)
+    const echoPort = Number(/:(\d+)$/.exec(echo.line)![1])
+    const base = await load(echoPort, counts[0]!, echo.proc, ['--echo', ...modeArgs])
+    echo.proc.kill('SIGTERM')
+
+    // 2. the tracker
+    const port = await freePort()
+    const info = join(dir, `trackers-${mode}.txt`)
+    await writeFile(info, `127.0.0.1:${port}\n`)
+    const tracker = await start(['bin/peershare.js', 'tracker', info, '1', '--data-dir', join(dir, `tracker-${mode}`), ...modeArgs], /listening on/)
+    procs.push(tracker.proc)
+    const idle = await rssOf(tracker.proc.pid!)
+    console.log(row([`echo ${mode}, N=${counts[0]}`, base.rps.toFixed(0), base.p50ms.toFixed(2) + ' ms', base.p99ms.toFixed(2) + ' ms', '1.00', '']))
+    for (const n of counts) {
+      const r = await load(port, n, tracker.proc, modeArgs)
+      console.log(row([`tracker ${mode}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
+        (r.rps / base.rps).toFixed(2), mb(r.peakRss)]))
+      const errs = Object.entries(r.errors)
+      if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
+    }
+    const end = await rssOf(tracker.proc.pid!)
+    console.log(`  tracker ${mode} RSS: idle ${mb(idle.rss)}, peak ${mb(end.hwm)}`)
+    tracker.proc.kill('SIGTERM')
   }
-  const end = await rssOf(tracker.proc.pid!)
-  console.log(`\ntracker RSS: idle ${mb(idle.rss)}, peak ${mb(end.hwm)}`)
-  console.log('targets: >= 20000 req/s at N=100 with p99 < 10 ms; 2000 connections under 300 MB RSS')
+  console.log('\ntargets: >= 20000 req/s at N=100 with p99 < 10 ms; 2000 connections under 300 MB RSS')
 } finally {
   for (const p of procs) p.kill('SIGTERM')
   await rm(dir, { recursive: true, force: true })
