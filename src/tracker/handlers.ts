@@ -16,6 +16,7 @@ import { withDeadline } from './deadline.ts'
 import { decideLeave, requireCanRequest, requireMemberAccess, requireOwner } from './groups.ts'
 import type { HolderRegistry } from './holders.ts'
 import { fileListings } from './listings.ts'
+import type { LoginThrottle } from './login-throttle.ts'
 import { issueSession, revokeSession, verifySession } from './sessions.ts'
 
 /** What a connection knows about its client. Mutated by hello, login, resume and logout. */
@@ -25,6 +26,8 @@ export interface ConnectionState {
   session: { userId: string, tokenHash: string } | undefined
   /** "SHA256:<hex>" of the client's TLS certificate (its identity and clientId); undefined over plaintext. */
   certFingerprint: string | undefined
+  /** The client's IP address (failed logins are counted per address too). */
+  remoteAddress?: string | undefined
 }
 
 export interface HandlerContext {
@@ -34,6 +37,8 @@ export interface HandlerContext {
   ticketSigner?: TicketSigner | undefined
   /** Lifetime of the tickets get_file signs (default TICKET_TTL_MS). */
   ticketTtlMs?: number
+  /** Failed logins per account and address (login-throttle.ts); absent: no limit. */
+  loginThrottle?: LoginThrottle
   conn: ConnectionState
   now (): number
   /** Records that this connection now holds the presence of its client (after login/resume). */
@@ -132,10 +137,18 @@ function requireLoggedOut (ctx: HandlerContext): void {
 
 const login: Handler<'login'> = async (ctx, args) => {
   requireLoggedOut(ctx)
+  const address = ctx.conn.remoteAddress ?? 'unknown'
+  ctx.loginThrottle?.check(args.userId, address, ctx.now()) // a locked-out guess costs no scrypt work
   const user = await withDeadline((o) => ctx.store.getUser(args.userId, o))
   // unknown user and wrong password: same message, same time (verifyDummy costs one real verification)
   const ok = user === undefined ? await verifyDummy(args.password) : await verifyPassword(args.password, user.passwordHash)
-  if (!ok) throw new PeershareError('BAD_PASSWORD', 'wrong user id or password')
+  if (!ok) {
+    ctx.loginThrottle?.failed(args.userId, address, ctx.now())
+    throw new PeershareError('BAD_PASSWORD', 'wrong user id or password')
+  }
+  // guesses sent all at once were checked before the others failed: a lock now refuses even a right one
+  ctx.loginThrottle?.check(args.userId, address, ctx.now())
+  ctx.loginThrottle?.succeeded(args.userId)
   requireLoggedOut(ctx) // still true after the awaits: server.ts runs session ops one at a time
   const { token, record } = await withDeadline((o) => issueSession(ctx.store, args.userId, ctx.conn.clientId!, ctx.now(), o))
   ctx.conn.session = { userId: args.userId, tokenHash: record.tokenHash }

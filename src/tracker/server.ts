@@ -19,6 +19,7 @@ import type { Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { SESSION_OPS, handlers } from './handlers.ts'
 import { HolderRegistry } from './holders.ts'
+import { LoginThrottle } from './login-throttle.ts'
 import type { ConnectionState, HandlerContext } from './handlers.ts'
 
 const log = createLog('tracker:conn')
@@ -78,6 +79,8 @@ interface Shared {
   presenceHolders: Map<string, ControlConnection>
   /** Partial holders of files (running downloads): they live and die with the client's presence. */
   holders: HolderRegistry
+  /** Failed logins per account and address, across connections (a guesser reconnects). */
+  loginThrottle: LoginThrottle
   inFlight: Set<Promise<unknown>>
   stopping: boolean
 }
@@ -95,6 +98,7 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     maxUnreadReplyBytes: opts.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES,
     presenceHolders: new Map(),
     holders: new HolderRegistry(),
+    loginThrottle: new LoginThrottle(),
     inFlight: new Set(),
     stopping: false,
   }
@@ -142,7 +146,7 @@ class ControlConnection {
   constructor (socket: net.Socket, shared: Shared, connNo: number, certFingerprint: string | undefined) {
     this.#socket = socket
     this.#shared = shared
-    this.#state = { clientId: undefined, peerAddr: undefined, session: undefined, certFingerprint }
+    this.#state = { clientId: undefined, peerAddr: undefined, session: undefined, certFingerprint, remoteAddress: socket.remoteAddress }
     this.#logFields = { conn: connNo, remote: `${socket.remoteAddress}:${socket.remotePort}` }
     this.#ctx = {
       store: shared.store,
@@ -154,6 +158,7 @@ class ControlConnection {
       claimPresence: (userId) => this.#claimPresence(userId),
       releasePresence: () => this.#releasePresence(),
       holders: shared.holders,
+      loginThrottle: shared.loginThrottle,
       holdsPresence: () => !this.#closed && this.#state.clientId !== undefined &&
         this.#shared.presenceHolders.get(this.#state.clientId) === this,
     }
