@@ -6,7 +6,7 @@
 import { PeershareError } from '../common/errors.ts'
 import type { ErrorCode } from '../common/errors.ts'
 import { PROTOCOL_VERSION } from '../protocol/control.ts'
-import type { GroupListing, Holder, Op, OpArgs, OpResults } from '../protocol/control.ts'
+import type { Holder, Op, OpArgs, OpResults } from '../protocol/control.ts'
 import { encodeFileMeta, fileId, pieceCount } from '../protocol/file-meta.ts'
 import { hashPassword, verifyDummy, verifyPassword } from '../security/passwords.ts'
 import { TICKET_TTL_MS, rawPublicKey, signTicket } from '../security/tickets.ts'
@@ -15,7 +15,7 @@ import type { GroupAccess, GroupRecord, Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { decideLeave, requireCanRequest, requireMemberAccess, requireOwner } from './groups.ts'
 import type { HolderRegistry } from './holders.ts'
-import { fileListings } from './listings.ts'
+import type { EncodedResult, ReplyCache } from './reply-cache.ts'
 import type { LoginThrottle } from './login-throttle.ts'
 import { issueSession, revokeSession, verifySession } from './sessions.ts'
 
@@ -49,9 +49,12 @@ export interface HandlerContext {
   holders: HolderRegistry
   /** Whether this connection holds its client's presence now (false once it closed or was superseded). */
   holdsPresence (): boolean
+  /** Encoded list_files / list_groups replies, shared by the server's connections. */
+  replies: ReplyCache
 }
 
-type Handler<O extends Op> = (ctx: HandlerContext, args: OpArgs[O]) => Promise<OpResults[O]>
+// list_files and list_groups answer with their result already encoded (reply-cache.ts)
+type Handler<O extends Op> = (ctx: HandlerContext, args: OpArgs[O]) => Promise<OpResults[O] | EncodedResult>
 
 const NOT_LOGGED_IN = 'not logged in: login <user_id> <passwd> first, or create_user'
 
@@ -235,24 +238,14 @@ const listGroups: Handler<'list_groups'> = async (ctx) => {
     withDeadline((o) => ctx.store.listGroups(o)),
     withDeadline((o) => ctx.store.membershipsOf(userId, o)),
   ])
-  const member = new Set(mine.member)
-  const pending = new Set(mine.pending)
-  const out: GroupListing[] = groups.map((g) => ({
-    groupId: g.groupId,
-    owner: g.owner,
-    members: g.memberCount,
-    role: g.owner === userId ? 'owner' : member.has(g.groupId) ? 'member' : pending.has(g.groupId) ? 'pending' : 'none',
-  }))
-  out.sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))
-  return { groups: out }
+  return ctx.replies.listGroups(groups, userId, mine)
 }
 
 const listFiles: Handler<'list_files'> = async (ctx, args) => {
   const userId = userOf(ctx)
   requireMemberAccess(await accessOf(ctx, args.groupId, userId))
   const files = await withDeadline((o) => ctx.store.listFiles(args.groupId, o))
-  const out = await fileListings(files, (clientIds) => withDeadline((o) => ctx.store.getPresence(clientIds, o)))
-  return { groupId: args.groupId, files: out }
+  return await ctx.replies.listFiles(args.groupId, files, (clientIds) => withDeadline((o) => ctx.store.getPresence(clientIds, o)))
 }
 
 const uploadFile: Handler<'upload_file'> = async (ctx, args) => {

@@ -7,7 +7,7 @@
 import type { FileListing } from '../protocol/control.ts'
 import type { Presence, Sharer, StoredFile } from '../store/store.ts'
 
-interface FileFacts {
+export interface FileFacts {
   name: string
   fileId: string
   size: number
@@ -19,7 +19,8 @@ interface FileFacts {
 
 const factsOf = new WeakMap<StoredFile, FileFacts>()
 
-function facts (f: StoredFile): FileFacts {
+/** What a list_files row needs of a file record, worked out once per record. */
+export function fileFacts (f: StoredFile): FileFacts {
   let x = factsOf.get(f)
   if (x === undefined) {
     x = {
@@ -40,7 +41,7 @@ function facts (f: StoredFile): FileFacts {
  */
 export async function fileListings (files: readonly StoredFile[],
   presenceOf: (clientIds: string[]) => Promise<Map<string, Presence>>): Promise<FileListing[]> {
-  const all = files.map(facts)
+  const all = files.map(fileFacts)
   const clientIds = new Set<string>()
   for (const f of all) for (const s of f.active) clientIds.add(s.clientId)
   const presence = clientIds.size === 0 ? new Map<string, Presence>() : await presenceOf([...clientIds])

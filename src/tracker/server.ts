@@ -19,6 +19,7 @@ import type { Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { SESSION_OPS, handlers } from './handlers.ts'
 import { HolderRegistry } from './holders.ts'
+import { EncodedResult, ReplyCache, encodeResultFrame } from './reply-cache.ts'
 import { LoginThrottle } from './login-throttle.ts'
 import type { ConnectionState, HandlerContext } from './handlers.ts'
 
@@ -79,6 +80,8 @@ interface Shared {
   presenceHolders: Map<string, ControlConnection>
   /** Partial holders of files (running downloads): they live and die with the client's presence. */
   holders: HolderRegistry
+  /** Encoded list_files / list_groups replies (reply-cache.ts). */
+  replies: ReplyCache
   /** Failed logins per account and address, across connections (a guesser reconnects). */
   loginThrottle: LoginThrottle
   inFlight: Set<Promise<unknown>>
@@ -98,6 +101,7 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     maxUnreadReplyBytes: opts.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES,
     presenceHolders: new Map(),
     holders: new HolderRegistry(),
+    replies: new ReplyCache(),
     loginThrottle: new LoginThrottle(),
     inFlight: new Set(),
     stopping: false,
@@ -158,6 +162,7 @@ class ControlConnection {
       claimPresence: (userId) => this.#claimPresence(userId),
       releasePresence: () => this.#releasePresence(),
       holders: shared.holders,
+      replies: shared.replies,
       loginThrottle: shared.loginThrottle,
       holdsPresence: () => !this.#closed && this.#state.clientId !== undefined &&
         this.#shared.presenceHolders.get(this.#state.clientId) === this,
@@ -241,7 +246,7 @@ class ControlConnection {
     if (this.#state.clientId !== undefined) clearTimeout(this.#helloTimer)
     this.#inFlight++
     const done = work.then(
-      (result) => this.#send({ id: req.id, ok: true, result }),
+      (result) => result instanceof EncodedResult ? this.#sendFrame(encodeResultFrame(req.id, result)) : this.#send({ id: req.id, ok: true, result }),
       (err: unknown) => this.#fail(req, err),
     ).finally(() => {
       this.#inFlight--
@@ -262,8 +267,12 @@ class ControlConnection {
   }
 
   #send (msg: ControlResponse): void {
+    this.#sendFrame(encodeFrame(encodeMessage(msg)))
+  }
+
+  #sendFrame (frame: Buffer): void {
     if (this.#ending) return // also true once closed
-    this.#socket.write(encodeFrame(encodeMessage(msg)))
+    this.#socket.write(frame)
     this.#updateFlow()
   }
 

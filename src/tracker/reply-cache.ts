@@ -1,0 +1,171 @@
+// Encoded replies for the two hot reads: list_files (half of a tracker's requests) and list_groups
+// (a third). JSON encoding of their results was the biggest cost of a tracker request after the
+// socket write, so their JSON is kept, and server.ts splices it into the reply frame as bytes.
+//
+// Nothing here is told about changes: each cached reply remembers what it was built from and is
+// reused only while the store hands out the same things. This works with any Store because a
+// StoredFile or GroupSummary it hands out is never changed (a change comes back as a new record,
+// store.ts), so comparing records by identity is exact and cheap; presence, which has no records,
+// is compared by value (the user each sharing client is logged in as, all a listing depends on).
+//
+//   list_files:  per group: the file records + the sharing clients' users → the whole result JSON.
+//   list_groups: the group list changes with every create/leave, and roles differ per user, so a
+//                per-user reply would rarely be reused; instead each group's part up to its role is
+//                kept (per record), the sorted list is kept (per list), and a request joins them
+//                with its own roles.
+
+import type { FileListing, GroupListing } from '../protocol/control.ts'
+import { FRAME_HEADER_BYTES } from '../protocol/frame.ts'
+import type { GroupSummary, Presence, StoredFile } from '../store/store.ts'
+import { fileFacts } from './listings.ts'
+
+/** A result already encoded as JSON (UTF-8): server.ts sends it as the reply's `result` without re-encoding. */
+export class EncodedResult {
+  readonly json: Buffer
+  constructor (json: Buffer) {
+    this.json = json
+  }
+}
+
+// Groups whose list_files reply is kept at once. Past it the cache starts over (a deleted group's
+// entry is dropped that way too): rebuilding costs one encoding per group, the bound is what matters.
+export const MAX_CACHED_GROUPS = 4096
+
+interface FilesEntry {
+  /** The records the reply was built from, in the store's order. */
+  files: readonly StoredFile[]
+  /** Clients with an active share in the group, and the user each was logged in as (undefined: offline). */
+  clientIds: string[]
+  users: Array<string | undefined>
+  json: Buffer
+}
+
+interface GroupsEntry {
+  /** The list the parts were sorted from, in the store's order. */
+  list: readonly GroupSummary[]
+  sorted: GroupSummary[]
+  /** `{"groupId":…,"owner":…,"members":N,"role":` per sorted group. */
+  parts: string[]
+}
+
+/**
+ * The frame of `{"id":id,"ok":true,"result":<json>}`: the bytes JSON.stringify would give, with the
+ * result copied in rather than encoded again.
+ */
+export function encodeResultFrame (id: number, result: EncodedResult): Buffer {
+  const head = `{"id":${id},"ok":true,"result":`
+  const length = head.length + result.json.length + 1
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length)
+  out.writeUInt32BE(length, 0)
+  out.write(head, FRAME_HEADER_BYTES, 'latin1') // ASCII only: digits and punctuation
+  result.json.copy(out, FRAME_HEADER_BYTES + head.length)
+  out[out.length - 1] = 0x7d // }
+  return out
+}
+
+const groupPart = new WeakMap<GroupSummary, string>()
+
+function partOf (g: GroupSummary): string {
+  let p = groupPart.get(g)
+  if (p === undefined) {
+    p = `{"groupId":${JSON.stringify(g.groupId)},"owner":${JSON.stringify(g.owner)},"members":${JSON.stringify(g.memberCount)},"role":`
+    groupPart.set(g, p)
+  }
+  return p
+}
+
+const filePart = new WeakMap<StoredFile, string>()
+
+/** `{"name":…,"fileId":…,"size":…,"sharers":[…],"sharersOnline":` of a file record. */
+function filePartOf (f: StoredFile): string {
+  let p = filePart.get(f)
+  if (p === undefined) {
+    const x = fileFacts(f)
+    p = `{"name":${JSON.stringify(x.name)},"fileId":${JSON.stringify(x.fileId)},"size":${JSON.stringify(x.size)},` +
+      `"sharers":${JSON.stringify(x.sharers)},"sharersOnline":`
+    filePart.set(f, p)
+  }
+  return p
+}
+
+function sameRecords<T> (a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+function byName (a: StoredFile, b: StoredFile): number {
+  return a.meta.name < b.meta.name ? -1 : a.meta.name > b.meta.name ? 1 : 0
+}
+
+export class ReplyCache {
+  readonly #files = new Map<string, FilesEntry>()
+  #groups: GroupsEntry | undefined
+
+  /** Entries held (tests). */
+  get size (): number {
+    return this.#files.size
+  }
+
+  /**
+   * The list_files result for `files` (the group's records from the store), as JSON. `presenceOf`
+   * is asked about the clients with an active share, every time: who is online changes without
+   * any record changing.
+   */
+  async listFiles (groupId: string, files: readonly StoredFile[],
+    presenceOf: (clientIds: string[]) => Promise<Map<string, Presence>>): Promise<EncodedResult> {
+    const cached = this.#files.get(groupId)
+    if (cached !== undefined && sameRecords(cached.files, files)) {
+      const presence = cached.clientIds.length === 0 ? undefined : await presenceOf(cached.clientIds)
+      if (presence === undefined || cached.clientIds.every((id, i) => presence.get(id)?.userId === cached.users[i])) {
+        return new EncodedResult(cached.json)
+      }
+    }
+    const clientIds = new Set<string>()
+    for (const f of files) for (const s of fileFacts(f).active) clientIds.add(s.clientId)
+    const ids = [...clientIds]
+    const presence = ids.length === 0 ? new Map<string, Presence>() : await presenceOf(ids)
+    const sorted = files.slice().sort(byName)
+    let out = `{"groupId":${JSON.stringify(groupId)},"files":[`
+    for (let i = 0; i < sorted.length; i++) {
+      const f = sorted[i]!
+      out += (i === 0 ? '' : ',') + filePartOf(f) + String(onlineCount(f, presence)) + '}'
+    }
+    const json = Buffer.from(out + ']}', 'utf8')
+    if (this.#files.size >= MAX_CACHED_GROUPS && !this.#files.has(groupId)) this.#files.clear()
+    this.#files.set(groupId, { files: files.slice(), clientIds: ids, users: ids.map((id) => presence.get(id)?.userId), json })
+    return new EncodedResult(json)
+  }
+
+  /** The list_groups result for `groups` (the store's list) as `userId` sees it, as JSON. */
+  listGroups (groups: readonly GroupSummary[], userId: string, mine: { member: readonly string[], pending: readonly string[] }): EncodedResult {
+    let entry = this.#groups
+    if (entry === undefined || !sameRecords(entry.list, groups)) {
+      const sorted = groups.slice().sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))
+      entry = { list: groups.slice(), sorted, parts: sorted.map(partOf) }
+      this.#groups = entry
+    }
+    const member = new Set(mine.member)
+    const pending = new Set(mine.pending)
+    let out = '{"groups":['
+    for (let i = 0; i < entry.sorted.length; i++) {
+      const g = entry.sorted[i]!
+      const role: GroupListing['role'] = g.owner === userId ? 'owner' : member.has(g.groupId) ? 'member' : pending.has(g.groupId) ? 'pending' : 'none'
+      out += (i === 0 ? '' : ',') + entry.parts[i] + '"' + role + '"}'
+    }
+    return new EncodedResult(Buffer.from(out + ']}', 'utf8'))
+  }
+}
+
+/** Users with an active share whose client is connected now as that same user (a user counts once). */
+function onlineCount (f: StoredFile, presence: Map<string, Presence>): FileListing['sharersOnline'] {
+  const active = fileFacts(f).active
+  let online = 0
+  let counted: Set<string> | undefined
+  for (const s of active) {
+    if (presence.get(s.clientId)?.userId !== s.userId) continue
+    if (active.length === 1) online = 1
+    else (counted ??= new Set()).add(s.userId)
+  }
+  return counted?.size ?? online
+}

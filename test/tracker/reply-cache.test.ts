@@ -1,0 +1,127 @@
+// Encoded list_files / list_groups replies: the same JSON as encoding the result objects, reused
+// while the store hands out the same records and presence, rebuilt when either changes.
+
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { encodeMessage } from '../../src/protocol/control.ts'
+import { encodeFrame } from '../../src/protocol/frame.ts'
+import { fileListings } from '../../src/tracker/listings.ts'
+import { EncodedResult, MAX_CACHED_GROUPS, ReplyCache, encodeResultFrame } from '../../src/tracker/reply-cache.ts'
+import type { GroupSummary, Presence, Sharer, StoredFile } from '../../src/store/store.ts'
+import { makeMeta } from '../store/contract.ts'
+
+function file (name: string, sharers: Array<[string, string, boolean]>): StoredFile {
+  return Object.freeze({
+    fileId: name.padEnd(64, '0').replace(/[^0-9a-f]/g, 'a'),
+    meta: makeMeta(name, 10),
+    sharers: sharers.map(([userId, clientId, active]): Sharer => ({ userId, clientId, active })),
+  })
+}
+
+/** Presence as a store reports it, from a table the test changes. */
+function presence (online: Record<string, string>): { calls: number, of: (ids: string[]) => Promise<Map<string, Presence>> } {
+  const p = {
+    calls: 0,
+    of: async (ids: string[]) => {
+      p.calls++
+      const out = new Map<string, Presence>()
+      for (const id of ids) {
+        const userId = online[id]
+        if (userId !== undefined) out.set(id, { clientId: id, userId, peerAddr: '127.0.0.1:1' })
+      }
+      return out
+    },
+  }
+  return p
+}
+
+const parse = (r: EncodedResult): unknown => JSON.parse(r.json.toString('utf8'))
+
+describe('ReplyCache.listFiles', () => {
+  it('gives the JSON of the list_files result, rows by name', async () => {
+    const files = [
+      file('b "quoted" é.bin', [['zed', 'z1', true], ['amy', 'a1', true], ['amy', 'a2', true], ['bob', 'b1', false]]),
+      file('a.bin', [['amy', 'a1', false], ['cat', 'c1', true]]),
+    ]
+    const online = { a1: 'amy', a2: 'amy', b1: 'bob', c1: 'someone-else' }
+    const got = await new ReplyCache().listFiles('g1', files, presence(online).of)
+    const want = { groupId: 'g1', files: await fileListings(files, presence(online).of) }
+    assert.equal(got.json.toString('utf8'), JSON.stringify(want))
+  })
+
+  it('reuses the reply while records and presence stay, rebuilds when a record or a sharer\'s presence changes', async () => {
+    const cache = new ReplyCache()
+    const online: Record<string, string> = { a1: 'amy' }
+    const p = presence(online)
+    const files = [file('a.bin', [['amy', 'a1', true]]), file('b.bin', [['bob', 'b1', true]])]
+    const first = await cache.listFiles('g1', files, p.of)
+    const again = await cache.listFiles('g1', files.slice(), p.of) // a store hands out a fresh array
+    assert.equal(again.json, first.json)
+    assert.equal(p.calls, 2) // presence is asked every time: it changes without any record changing
+
+    online.b1 = 'bob' // bob connects
+    const bobOnline = await cache.listFiles('g1', files, p.of)
+    assert.notEqual(bobOnline.json, first.json)
+    assert.deepEqual((parse(bobOnline) as { files: Array<{ sharersOnline: number }> }).files.map((f) => f.sharersOnline), [1, 1])
+
+    online.b1 = 'mallory' // the same client, logged in as someone else: bob is not online
+    assert.deepEqual((parse(await cache.listFiles('g1', files, p.of)) as { files: Array<{ sharersOnline: number }> }).files.map((f) => f.sharersOnline), [1, 0])
+
+    const changed = [files[0]!, file('b.bin', [['bob', 'b1', true], ['cat', 'c1', true]])] // a new record for b.bin
+    const after = parse(await cache.listFiles('g1', changed, p.of)) as { files: Array<{ sharers: string[] }> }
+    assert.deepEqual(after.files[1]!.sharers, ['bob', 'cat'])
+    assert.deepEqual(parse(await cache.listFiles('g1', [files[0]!], p.of)), { groupId: 'g1', files: [{ name: 'a.bin', fileId: files[0]!.fileId, size: 10, sharers: ['amy'], sharersOnline: 1 }] })
+  })
+
+  it('keeps groups apart, asks no presence when no share is active, and stays bounded', async () => {
+    const cache = new ReplyCache()
+    const p = presence({})
+    assert.deepEqual(parse(await cache.listFiles('g1', [], p.of)), { groupId: 'g1', files: [] })
+    assert.deepEqual(parse(await cache.listFiles('g2', [file('x.bin', [['amy', 'a1', false]])], p.of)),
+      { groupId: 'g2', files: [{ name: 'x.bin', fileId: file('x.bin', []).fileId, size: 10, sharers: ['amy'], sharersOnline: 0 }] })
+    assert.equal(p.calls, 0)
+    for (let i = 0; i < MAX_CACHED_GROUPS + 10; i++) await cache.listFiles(`g${i}`, [], p.of)
+    assert.ok(cache.size <= MAX_CACHED_GROUPS)
+  })
+})
+
+describe('ReplyCache.listGroups', () => {
+  const g = (groupId: string, owner: string, memberCount: number): GroupSummary => Object.freeze({ groupId, owner, memberCount })
+
+  it('gives every group sorted by id with the caller\'s role, the group parts shared between callers', () => {
+    const cache = new ReplyCache()
+    const groups = [g('zeta', 'amy', 3), g('alpha', 'bob', 1), g('mid "q"', 'cat', 2), g('pend', 'cat', 1)]
+    const mine = { member: ['zeta', 'mid "q"'], pending: ['pend'] }
+    assert.equal(cache.listGroups(groups, 'amy', mine).json.toString('utf8'), JSON.stringify({
+      groups: [
+        { groupId: 'alpha', owner: 'bob', members: 1, role: 'none' },
+        { groupId: 'mid "q"', owner: 'cat', members: 2, role: 'member' },
+        { groupId: 'pend', owner: 'cat', members: 1, role: 'pending' },
+        { groupId: 'zeta', owner: 'amy', members: 3, role: 'owner' },
+      ],
+    }))
+    assert.deepEqual(parse(cache.listGroups(groups.slice(), 'bob', { member: ['alpha'], pending: [] })), { groups: [
+      { groupId: 'alpha', owner: 'bob', members: 1, role: 'owner' },
+      { groupId: 'mid "q"', owner: 'cat', members: 2, role: 'none' },
+      { groupId: 'pend', owner: 'cat', members: 1, role: 'none' },
+      { groupId: 'zeta', owner: 'amy', members: 3, role: 'none' },
+    ] })
+    // a changed list (a group gone, a count changed) is seen at once
+    const changed = [g('zeta', 'amy', 4), groups[1]!]
+    assert.deepEqual(parse(cache.listGroups(changed, 'amy', mine)), { groups: [
+      { groupId: 'alpha', owner: 'bob', members: 1, role: 'none' },
+      { groupId: 'zeta', owner: 'amy', members: 4, role: 'owner' },
+    ] })
+    assert.deepEqual(parse(cache.listGroups([], 'amy', mine)), { groups: [] })
+  })
+})
+
+describe('encodeResultFrame', () => {
+  it('gives the bytes of the encoded reply frame', () => {
+    const result = { groups: [{ groupId: 'é', owner: 'x', members: 1, role: 'none' }] }
+    for (const id of [0, 7, 2 ** 31 - 1]) {
+      const frame = encodeResultFrame(id, new EncodedResult(Buffer.from(JSON.stringify(result))))
+      assert.deepEqual(frame, encodeFrame(encodeMessage({ id, ok: true, result })))
+    }
+  })
+})
