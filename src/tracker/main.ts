@@ -2,8 +2,9 @@
 // parses the arguments, prepares the data directory, opens the store, listens on the address the
 // trackers file gives this tracker, prints one ready line on stdout, and stops cleanly on SIGINT/SIGTERM.
 // STORE (or the PEERSHARE_STORE environment variable) is `sqlite` (default: one file in the data
-// directory, for a tracker on its own) or `etcd://host:port[,host:port...]` (several trackers
-// sharing one etcd cluster).
+// directory, for a tracker on its own) or `etcd://host:port[,host:port...][/prefix]` (several trackers
+// sharing one etcd cluster; the optional key prefix lets several independent deployments, or tests,
+// share one cluster — trackers that must see each other use the same prefix).
 
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -22,24 +23,34 @@ import { startTrackerServer } from './server.ts'
 const log = createLog('tracker')
 
 export const TRACKER_USAGE = 'usage: peershare tracker <tracker_info_file> <tracker_no> [--data-dir DIR] ' +
-  '[--store sqlite|etcd://host:port[,host:port...]] [--insecure-plaintext] [--verbose]'
+  '[--store sqlite|etcd://host:port[,host:port...][/prefix]] [--insecure-plaintext] [--verbose]'
 
 /** A mistake in the command line: exit code 2 and the usage line. */
 class UsageError extends Error {}
 
-export type StoreChoice = { kind: 'sqlite' } | { kind: 'etcd', endpoints: string[] }
+export type StoreChoice = { kind: 'sqlite' } | { kind: 'etcd', endpoints: string[], prefix?: string }
 
 /** More members than any sensible etcd cluster (they are odd-sized, 3 or 5). */
 const MAX_ETCD_ENDPOINTS = 16
 const HOST_PORT_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/
+/** Path-like segments only: the prefix becomes the root of every etcd key (`/<prefix>/...`). */
+const PREFIX_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/
+const MAX_PREFIX_CHARS = 128
 
-/** `sqlite`, or `etcd://host:port[,host:port...]` → the etcd client URLs. */
+/** `sqlite`, or `etcd://host:port[,host:port...][/prefix]` → the etcd client URLs and key prefix. */
 export function parseStoreChoice (text: string): StoreChoice {
   if (text === 'sqlite') return { kind: 'sqlite' }
   if (!text.startsWith('etcd://')) {
     throw new UsageError(`unknown store '${text.slice(0, 40)}': use --store sqlite or --store etcd://host:port[,host:port...]`)
   }
-  const list = text.slice('etcd://'.length).split(',')
+  const rest = text.slice('etcd://'.length)
+  const slash = rest.indexOf('/')
+  const hosts = slash < 0 ? rest : rest.slice(0, slash)
+  const prefixText = slash < 0 ? undefined : rest.slice(slash + 1).replace(/\/+$/, '')
+  if (prefixText !== undefined && (prefixText.length > MAX_PREFIX_CHARS || !PREFIX_RE.test(prefixText))) {
+    throw new UsageError(`bad etcd key prefix '${prefixText.slice(0, 60)}' in --store: use letters, digits, '.', '_', '-' and '/' (e.g. etcd://host:port/team-a)`)
+  }
+  const list = hosts.split(',')
   if (list.length > MAX_ETCD_ENDPOINTS) throw new UsageError(`too many etcd endpoints (${list.length}, at most ${MAX_ETCD_ENDPOINTS})`)
   const endpoints = list.map((hostPort) => {
     const m = HOST_PORT_RE.exec(hostPort)
@@ -49,7 +60,7 @@ export function parseStoreChoice (text: string): StoreChoice {
     }
     return `http://${hostPort}`
   })
-  return { kind: 'etcd', endpoints }
+  return prefixText === undefined ? { kind: 'etcd', endpoints } : { kind: 'etcd', endpoints, prefix: `/${prefixText}` }
 }
 
 export interface TrackerConfig {
@@ -143,10 +154,13 @@ async function serve (config: TrackerConfig): Promise<void> {
     process.stderr.write('peershare tracker: WARNING: --insecure-plaintext: no TLS, no client identities, no download tickets; ' +
       'anyone on the path can read and alter traffic. For benchmarking only.\n')
   }
-  const storePath = config.store.kind === 'etcd' ? `etcd ${config.store.endpoints.join(',')}` : join(config.dataDir, 'tracker.sqlite')
+  const choice = config.store
+  const storePath = choice.kind === 'etcd' ? `etcd ${choice.endpoints.join(',')}${choice.prefix ?? ''}` : join(config.dataDir, 'tracker.sqlite')
   let store: Store
   try {
-    store = config.store.kind === 'etcd' ? await openEtcdStore({ endpoints: config.store.endpoints }) : await openSqliteStore(storePath)
+    store = choice.kind === 'etcd'
+      ? await openEtcdStore({ endpoints: choice.endpoints, ...(choice.prefix === undefined ? {} : { prefix: choice.prefix }) })
+      : await openSqliteStore(storePath)
   } catch (err) {
     if (err instanceof PeershareError) throw err
     throw new PeershareError('UNAVAILABLE', `cannot open the store ${storePath}: ${(err as Error).message}`, { cause: err })
