@@ -16,7 +16,10 @@ const MAX_JSON_FILE_BYTES = 64 * 1024 * 1024
 
 export interface DataDirLayout {
   root: string
-  /** { clientId }: the stable identity of this client (later: its certificate fingerprint). */
+  /**
+   * { clientId }: the random id clients had before issue 5. The clientId is now the certificate
+   * fingerprint (client-security.ts; cert.pem, key.pem, known_trackers, ticket_keys.json live here too).
+   */
   clientIdFile: string
   /** { userId, token }: the session to resume, mode 0600. */
   sessionFile: string
@@ -127,7 +130,7 @@ export async function removeFile (path: string): Promise<void> {
 
 const CLIENT_ID_RE = /^[0-9a-f]{32}$/
 
-/** The client's stable id: 16 random bytes (hex) made on first start, then reused. */
+/** The pre-issue-5 random client id (16 bytes, hex), made on first use. Not used by the core any more. */
 export async function loadClientId (layout: DataDirLayout): Promise<string> {
   const existing = await readJson(layout.clientIdFile, (v) => {
     const id = (v as { clientId?: unknown } | null)?.clientId
