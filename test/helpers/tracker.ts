@@ -1,11 +1,12 @@
 // Test helpers around a real tracker: startTracker spawns the tracker process on a free port and
-// waits for its ready line (killed in t.after); connectRaw speaks raw control frames to it.
+// waits for its ready line (killed in t.after); startTrackers starts several from one shared
+// trackers file (e.g. over one etcd with `store`); connectRaw speaks raw control frames to it.
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import tls from 'node:tls'
 import { once } from 'node:events'
@@ -64,19 +65,61 @@ export interface StartTrackerOptions {
   dataDir?: string
   extraArgs?: string[]
   env?: NodeJS.ProcessEnv
+  /** --store value, e.g. `etcd://127.0.0.1:<port>/<prefix>`. */
+  store?: string
+  /**
+   * An existing trackers file (see writeTrackersFile): the tracker listens on its line `trackerNo`
+   * instead of on a fresh port with a file of its own.
+   */
+  infoFile?: string
+}
+
+/** Writes a trackers file listing `addrs` in this order (removed when the test ends). */
+export async function writeTrackersFile (t: Pick<TestContext, 'after'>, addrs: ReadonlyArray<{ host: string, port: number }>): Promise<string> {
+  const file = join(await tmpDir(t, 'peershare-trackers-'), 'trackers.txt')
+  await writeFile(file, '# written by test/helpers/tracker.ts\n' + addrs.map((a) => `${a.host}:${a.port}`).join('\n') + '\n')
+  return file
+}
+
+/**
+ * `count` trackers sharing one trackers file (tracker n on its line n, fresh ports), started one
+ * after another with the same options (`store` makes them one service over etcd).
+ */
+export async function startTrackers (t: Pick<TestContext, 'after'>, count: number, opts: Omit<StartTrackerOptions, 'trackerNo' | 'infoFile' | 'dataDir'> = {}): Promise<StartedTracker[]> {
+  const host = '127.0.0.1'
+  const addrs: Array<{ host: string, port: number }> = []
+  while (addrs.length < count) {
+    const port = await freePort(host)
+    if (!addrs.some((a) => a.port === port)) addrs.push({ host, port })
+  }
+  const infoFile = await writeTrackersFile(t, addrs)
+  const started: StartedTracker[] = []
+  for (let no = 1; no <= count; no++) started.push(await startTracker(t, { ...opts, trackerNo: no, infoFile }))
+  return started
 }
 
 export async function startTracker (t: Pick<TestContext, 'after'>, opts: StartTrackerOptions = {}): Promise<StartedTracker> {
   const dir = await tmpDir(t, 'peershare-tracker-')
-  const host = '127.0.0.1'
-  const port = await freePort(host)
   const trackerNo = opts.trackerNo ?? 1
-  const infoFile = join(dir, 'trackers.txt')
-  // the other lines are never listened on; they make tracker numbers other than 1 testable
-  const lines = Array.from({ length: trackerNo }, (_, i) => (i === trackerNo - 1 ? `${host}:${port}` : `${host}:${1000 + i}`))
-  await writeFile(infoFile, '# written by test/helpers/tracker.ts\n' + lines.join('\n') + '\n')
+  let host = '127.0.0.1'
+  let port: number
+  let infoFile: string
+  if (opts.infoFile !== undefined) {
+    infoFile = opts.infoFile
+    const line = (await readFile(infoFile, 'utf8')).split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))[trackerNo - 1]
+    const m = /^(.*):(\d+)$/.exec(line?.trim() ?? '')
+    if (m === null) throw new Error(`${infoFile} has no line ${trackerNo} of the form host:port`)
+    host = m[1]!
+    port = Number(m[2])
+  } else {
+    port = await freePort(host)
+    infoFile = join(dir, 'trackers.txt')
+    // the other lines are never listened on; they make tracker numbers other than 1 testable
+    const lines = Array.from({ length: trackerNo }, (_, i) => (i === trackerNo - 1 ? `${host}:${port}` : `${host}:${1000 + i}`))
+    await writeFile(infoFile, '# written by test/helpers/tracker.ts\n' + lines.join('\n') + '\n')
+  }
   const dataDir = opts.dataDir ?? join(dir, 'data')
-  const args = [infoFile, String(trackerNo), '--data-dir', dataDir, ...(opts.extraArgs ?? [])]
+  const args = [infoFile, String(trackerNo), '--data-dir', dataDir, ...(opts.store === undefined ? [] : ['--store', opts.store]), ...(opts.extraArgs ?? [])]
 
   let proc: ChildProcess
   let stderr = ''
