@@ -11,6 +11,7 @@ import type net from 'node:net'
 import type { Bitfield } from '../common/bitfield.ts'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
+import { pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import {
   MAX_QUEUED_REQUESTS, RejectReason, checkBlockRange, encodeBitfield, encodeHandshake, encodeHave, encodeReject,
@@ -30,8 +31,15 @@ const log = createLog('peer:server')
 
 /** A peer must send its handshake this soon after connecting. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000
-/** Disk reads a connection keeps in flight ahead of the block being sent (4 blocks = one piece). */
-export const READ_AHEAD = 4
+/** Requests a connection reads ahead of the block being sent (8 blocks = two pieces). */
+export const READ_AHEAD = 8
+/**
+ * Whole pieces a connection keeps read. A downloader asks for a piece's blocks close together, so the
+ * server reads each piece once (one 512 KiB read, not four of 128 KiB: half the CPU, measured) and
+ * serves its blocks as views; a piece is dropped once all its blocks are sent, or, past this many,
+ * the oldest is (2 MiB per connection at most).
+ */
+const PIECES_KEPT = 4
 
 /** What the server serves for one file id: a shared file (storage.ts ShareFile) or a running download. */
 export interface PieceSource {
@@ -113,6 +121,7 @@ class Served {
   #queue: WireRequest[] = []
   #pumping = false
   #reading = 0 // requests taken off the queue whose blocks are not sent yet (they count against the cap)
+  readonly #pieces = new Map<number, { data: Promise<Buffer>, unsent: number }>() // oldest first
   readonly #abort = new AbortController()
   readonly #opts: PeerServerOptions
   readonly #bucket: TokenBucket
@@ -245,7 +254,7 @@ class Served {
       for (;;) {
         while (reading.length < READ_AHEAD && this.#queue.length > 0 && !conn.closed) {
           const req = this.#queue.shift()!
-          const data = source.read(req.piece, req.offset, req.length)
+          const data = this.#readBlock(source, req)
           data.catch(() => {}) // handled when its turn comes; do not let it count as unhandled meanwhile
           reading.push({ req, data })
           this.#reading++
@@ -268,6 +277,27 @@ class Served {
     } finally {
       this.#pumping = false
       this.#reading = 0
+      this.#pieces.clear()
+    }
+  }
+
+  /** The block as a view of its whole piece, read once for all its blocks. */
+  async #readBlock (source: PieceSource, req: WireRequest): Promise<Buffer> {
+    let kept = this.#pieces.get(req.piece)
+    if (kept === undefined) {
+      const length = pieceLength(source.meta, req.piece)
+      kept = { data: source.read(req.piece, 0, length), unsent: length }
+      kept.data.catch(() => {}) // awaited below
+      this.#pieces.set(req.piece, kept)
+      if (this.#pieces.size > PIECES_KEPT) this.#pieces.delete(this.#pieces.keys().next().value!)
+    }
+    kept.unsent -= req.length // a repeated block only makes the piece go a little early
+    if (kept.unsent <= 0 && this.#pieces.get(req.piece) === kept) this.#pieces.delete(req.piece)
+    try {
+      return (await kept.data).subarray(req.offset, req.offset + req.length)
+    } catch (err) {
+      if (this.#pieces.get(req.piece) === kept) this.#pieces.delete(req.piece) // a failure is not kept
+      throw err
     }
   }
 
