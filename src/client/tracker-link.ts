@@ -1,7 +1,9 @@
 // The control connection to the trackers: request ids, answers matched to requests, per-request
 // deadlines, pushed events, and failover. It tries the trackers of the trackers file in order, says
 // `hello` first on every connection, `resume`s the session when it has a token, and when a connection
-// drops moves on to the next tracker (wrapping, with a capped backoff after a full round).
+// drops moves on to the next tracker (wrapping, with a capped backoff after a full round). A tracker
+// that keeps the connection open but stops answering (stopped, wedged) is caught by a ping heartbeat
+// and treated as a drop.
 // What a session or a share means is core.ts's business; this file only moves requests.
 
 import { EventEmitter } from 'node:events'
@@ -32,6 +34,13 @@ const BACKOFF_FIRST_MS = 100
 const BACKOFF_MAX_MS = 2_000
 // a connection that dies sooner than this counts as a failed attempt (no tight reconnect loop)
 const MIN_HEALTHY_MS = 1_000
+/**
+ * Heartbeat: after this long without a byte from the tracker we ping it, and a ping unanswered
+ * within HEARTBEAT_TIMEOUT_MS drops the connection. TCP keep-alive cannot see a tracker whose
+ * kernel still acknowledges (SIGSTOP, a blocked event loop): failover within ~4 s instead.
+ */
+export const HEARTBEAT_IDLE_MS = 1_500
+export const HEARTBEAT_TIMEOUT_MS = 2_500
 /** Requests waiting for a connection or an answer: front ends send one at a time, so this is slack. */
 export const MAX_PENDING = 64
 /** Read-only operations are re-sent after a reconnection; others might have been applied already. */
@@ -251,7 +260,9 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
           this.#firstRoundDone()
           for (const w of this.#waiters) w.resolve(conn)
           this.#waiters.clear()
+          const beat = this.#heartbeat(conn)
           await conn.whenClosed
+          clearInterval(beat)
           healthy = Date.now() - since >= MIN_HEALTHY_MS
           if (!stop.aborted) {
             log.info('lost the tracker connection', { address })
@@ -288,6 +299,26 @@ export class TrackerLink extends EventEmitter<LinkEvents> {
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS)
       }
     }
+  }
+
+  /** Pings an idle connection; one unanswered ping closes it (the run loop then fails over). */
+  #heartbeat (conn: Conn): NodeJS.Timeout {
+    let pinging = false
+    const beat = setInterval(() => {
+      if (pinging || conn.closed || Date.now() - conn.lastHeardAt < HEARTBEAT_IDLE_MS) return
+      pinging = true
+      const signal = AbortSignal.any([AbortSignal.timeout(HEARTBEAT_TIMEOUT_MS), this.#stop.signal])
+      conn.call('ping', {}, this.#takeId(), signal).then(() => { pinging = false }, (err: unknown) => {
+        pinging = false
+        if (conn.closed || this.#stop.signal.aborted) return
+        // an error answer is still an answer: only silence means the tracker is gone
+        if (err instanceof PeershareError && err.code !== 'TIMEOUT') return
+        log.info('the tracker stopped answering: dropping its connection', { address: conn.info.address })
+        conn.destroy()
+      })
+    }, HEARTBEAT_IDLE_MS / 3)
+    beat.unref()
+    return beat
   }
 
   async #dial (tracker: TrackerAddress, signal: AbortSignal): Promise<Socket> {
@@ -350,6 +381,8 @@ class Conn {
   closed = false
   ready = false
   info!: ConnectedInfo
+  /** When the tracker last sent anything (the heartbeat pings only a silent connection). */
+  lastHeardAt = Date.now()
 
   constructor (socket: Socket, onEvent: (name: string, data: unknown) => void) {
     this.#socket = socket
@@ -397,6 +430,7 @@ class Conn {
   }
 
   #onData (chunk: Buffer): void {
+    this.lastHeardAt = Date.now()
     try {
       for (const body of this.#decoder.push(chunk)) {
         const msg = decodeServerMessage(body)
