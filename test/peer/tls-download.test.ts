@@ -124,11 +124,11 @@ test('a holder presenting another certificate than the tracker named is not used
 
 test('tickets that expire during a long download are renewed on the open connection, transparently', async (t) => {
   const dir = await tmpDir(t)
-  const file = await markedFile(dir, 6 * PIECE_BYTES)
+  const file = await markedFile(dir, 8 * PIECE_BYTES)
   const tracker = generateTicketSigner()
   const holderId = await testIdentity()
   const me = await testIdentity()
-  // ~3 s at 1 MB/s, while each ticket lets the server serve ~1.5 s (past its expiry plus the clock skew allowance)
+  // ~4 s at 1 MB/s, while each ticket lets the server serve ~1.5 s (past its expiry plus the clock skew allowance)
   const port = await sharer(t, file, { uploadLimit: 1_000_000, security: { identity: holderId, trustedKeys: () => trustedTicketKeys([tracker.publicKey]) } })
   let locates = 0
   const locate = async (): Promise<PeerLocation[]> => {
