@@ -1,7 +1,8 @@
 // `npm run cluster [-- --no-trackers] [--trackers FILE]`: a local highly-available setup on
 // loopback. Starts a 3-member etcd cluster (data in ./data/etcd-<n>, fixed ports so a restart finds
 // its members again), then every tracker of tracker_info.txt with `--store etcd://...`. Ctrl-C stops
-// everything. etcd comes from Debian's etcd-server; when it is missing this says how to install it.
+// the trackers first (they close their clients' presence cleanly while etcd still answers), then the
+// etcd members. etcd comes from Debian's etcd-server; when it is missing this says how to install it.
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -53,6 +54,18 @@ async function portTaken (port: number): Promise<boolean> {
   }
 }
 
+/** SIGTERM to each running child, SIGKILL after STOP_GRACE_MS; resolves when all have exited. */
+async function stopChildren (children: ReadonlySet<ChildProcess>): Promise<void> {
+  await Promise.all([...children].map(async (child) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
+    await exited
+    clearTimeout(timer)
+  }))
+}
+
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -83,23 +96,31 @@ async function main (): Promise<void> {
   // error level: at warn, etcd 3.4 logs every peer connection it makes; exits are reported here anyway
   const cluster: ClusterSpec = { members: specs, token: 'peershare-local-cluster', logLevel: 'error' }
 
-  const children = new Set<ChildProcess>()
+  const trackerProcs = new Set<ChildProcess>()
+  const etcdProcs = new Set<ChildProcess>()
   let stopping = false
   const stopAll = async (code: number): Promise<never> => {
     if (!stopping) {
       stopping = true
-      say('stopping the trackers and the etcd cluster ...')
-      await Promise.all([...children].map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return
-        const exited = once(child, 'exit')
-        child.kill('SIGTERM')
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
-        await exited
-        clearTimeout(timer)
-      }))
+      // trackers first: a tracker whose etcd is gone would wait out its store deadlines on the way
+      // out, and its clients would see errors instead of a closed connection
+      if (trackerProcs.size > 0) {
+        say('stopping the trackers ...')
+        await stopChildren(trackerProcs)
+      }
+      say('stopping the etcd cluster ...')
+      await stopChildren(etcdProcs)
     }
     process.exit(code)
   }
+  // Children run in process groups of their own (detached): a terminal's Ctrl-C reaches only this
+  // script, which stops them in order. Were it to exit any other way, they go with it.
+  process.once('exit', () => {
+    for (const child of [...trackerProcs, ...etcdProcs]) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    }
+  })
+  // a second Ctrl-C while stopping changes nothing: the grace timers end it anyway
   process.on('SIGINT', () => { void stopAll(0) })
   process.on('SIGTERM', () => { void stopAll(0) })
 
@@ -107,9 +128,9 @@ async function main (): Promise<void> {
   // only the parent: etcd creates its data dir itself, private (0700)
   await mkdir(join(ROOT, 'data'), { recursive: true })
   for (const s of specs) {
-    const member = spawnMember(cluster, s, undefined)
+    const member = spawnMember(cluster, s, undefined, { detached: true })
     prefixLines(member.proc.stderr!, `[${s.name}]`)
-    children.add(member.proc)
+    etcdProcs.add(member.proc)
     member.proc.once('exit', (code, signal) => {
       if (!stopping) say(`[${s.name}] exited (code ${code}, signal ${signal}); the cluster keeps quorum while 2 of 3 run`)
     })
@@ -141,14 +162,14 @@ async function main (): Promise<void> {
   for (const tr of trackers) {
     const args = ['bin/peershare.js', 'tracker', infoFile, String(tr.no), '--store', store, '--data-dir', join('data', `tracker-${tr.no}`)]
     say(`[tracker ${tr.no}] starting: node ${args.join(' ')}  (${tr.host}:${tr.port})`)
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.add(child)
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    trackerProcs.add(child)
     prefixLines(child.stdout!, `[tracker ${tr.no}]`)
     prefixLines(child.stderr!, `[tracker ${tr.no}]`)
     child.once('exit', (code, signal) => {
       if (stopping) return
-      // until the etcd store lands (issue 6) trackers refuse --store etcd://: say so, keep etcd up
-      say(`[tracker ${tr.no}] exited (code ${code}, signal ${signal}); the etcd cluster keeps running. Ctrl-C stops it.`)
+      // the other trackers and etcd keep serving: clients of this one fail over to them
+      say(`[tracker ${tr.no}] exited (code ${code}, signal ${signal}); the others and the etcd cluster keep running. Ctrl-C stops them.`)
     })
   }
   say('Ctrl-C stops everything.')

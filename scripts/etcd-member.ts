@@ -89,8 +89,9 @@ export interface MemberProcess {
   exited (): Promise<void>
 }
 
-export function spawnMember (cluster: ClusterSpec, m: MemberSpec, onStderr?: (chunk: string) => void): MemberProcess {
-  const proc = spawn(etcdBinary(), memberArgs(cluster, m), { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() })
+/** `detached`: a process group of its own, so a terminal's Ctrl-C reaches only the parent, which stops it in order. */
+export function spawnMember (cluster: ClusterSpec, m: MemberSpec, onStderr?: (chunk: string) => void, spawnOpts: { detached?: boolean } = {}): MemberProcess {
+  const proc = spawn(etcdBinary(), memberArgs(cluster, m), { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv(), detached: spawnOpts.detached === true })
   let tail = ''
   proc.stderr!.setEncoding('utf8').on('data', (s: string) => {
     tail = (tail + s).slice(-STDERR_TAIL_BYTES)
