@@ -23,8 +23,9 @@
 // before it started (at most one in flight plus one queued). An acknowledged write thus survives
 // kill -9 and power loss. The -wal file stays in place while the connection is open (SQLite removes
 // it only on close; journal_size_limit truncates it after checkpoints, same inode), so one handle
-// opened at start-up serves every fdatasync. Checkpoints are SQLite's automatic ones: they fsync
-// the WAL and the database themselves.
+// opened at start-up serves every fdatasync. Checkpoints run in a worker thread with its own
+// connection (checkpointer.ts), not inside a COMMIT on the JS thread; they fsync the WAL and the
+// database themselves.
 // Atomicity: the store has one connection and node:sqlite is synchronous, so a transaction runs to
 // COMMIT without yielding; BEGIN IMMEDIATE still takes the write lock first, against other processes.
 // Presence is an in-memory Map: not durable by design (clients announce themselves again).
@@ -36,6 +37,8 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { PeershareError } from '../common/errors.ts'
 import { decideLeave } from '../tracker/groups.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
+import { Checkpointer } from './checkpointer.ts'
+import type { CheckpointStats } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
 import type { GroupCommitStats } from './group-commit.ts'
 import type { MemoryModel } from './memory-model.ts'
@@ -94,7 +97,7 @@ export async function openSqliteStore (path: string): Promise<SqliteStore> {
     db.close()
     throw new PeershareError('STORE_UNAVAILABLE', `cannot read the tracker database ${path}: ${String(err)}`, { cause: err })
   }
-  return new SqliteStore(db, wal, model)
+  return new SqliteStore(db, wal, model, new Checkpointer(db, path))
 }
 
 /** The database and its -wal file must still be named in the directory after a power loss. */
@@ -119,16 +122,18 @@ export class SqliteStore implements Store {
   readonly #end: StatementSync
   readonly #rollback: StatementSync
   readonly #model: MemoryModel
+  readonly #checkpointer: Checkpointer | undefined
   /** Model changes of the transaction under way: applied after its COMMIT, dropped on ROLLBACK. */
   readonly #staged: Array<() => void> = []
   readonly #presence = new Map<string, Presence>()
   #closing: Promise<void> | undefined
 
   /** Use openSqliteStore. */
-  constructor (db: DatabaseSync, wal: FileHandle, model: MemoryModel) {
+  constructor (db: DatabaseSync, wal: FileHandle, model: MemoryModel, checkpointer?: Checkpointer) {
     this.#db = db
     this.#wal = wal
     this.#model = model
+    this.#checkpointer = checkpointer
     this.#commit = new GroupCommit(wal)
     this.#q = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Statements
     this.#begin = db.prepare('BEGIN IMMEDIATE')
@@ -141,9 +146,15 @@ export class SqliteStore implements Store {
     return this.#commit.stats
   }
 
+  /** Checkpoints the worker ran (undefined: SQLite's automatic ones). */
+  get checkpointStats (): CheckpointStats | undefined {
+    return this.#checkpointer?.stats
+  }
+
   close (): Promise<void> {
     this.#closing ??= (async () => {
       await this.#commit.drain() // writes already committed still get their acknowledgement
+      await this.#checkpointer?.stop() // its connection first: the store's, closing last, removes the WAL
       await this.#wal.close()
       this.#presence.clear()
       this.#db.close() // checkpoints, fsyncs and removes the -wal file
