@@ -2,7 +2,7 @@
 // tracker port, --insecure-plaintext only on request and with a warning, pins in the trackers file.
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -91,4 +91,24 @@ test('a session token is bound to the certificate that logged in', async (t) => 
   t.after(() => again.close())
   await again.hello()
   assert.deepEqual(await again.call('resume', { token }), { userId: 'alice' })
+})
+
+test('a tracker whose certificate changed after first use is refused, and the client says how to accept it', async (t) => {
+  const tracker = await startTracker(t)
+  const client = await startClient(t, { infoFile: tracker.infoFile })
+  await client.ok('create_user tofu pw') // first use: the certificate is now known
+  const before = tracker.fingerprint
+  await tracker.kill('SIGKILL')
+  await client.waitEvent('disconnected')
+  // a new identity on the same address (an impostor, or a tracker given a new data dir)
+  await rm(join(tracker.dataDir, 'cert.pem'))
+  await rm(join(tracker.dataDir, 'key.pem'))
+  await tracker.restart()
+  assert.notEqual(tracker.fingerprint, before)
+  const untrusted = await client.waitEvent('untrusted')
+  assert.match(String(untrusted.message), /was trusted for 127\.0\.0\.1:\d+ before: refusing it/)
+  assert.match(String(untrusted.message), /remove the line for 127\.0\.0\.1:\d+ from .*known_trackers/)
+  const r = await client.run('list_groups')
+  assert.equal(r.ok, false)
+  assert.equal(r.error?.code, 'UNTRUSTED')
 })
