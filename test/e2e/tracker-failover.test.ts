@@ -1,9 +1,12 @@
 // Losing a tracker of an etcd-backed pair, with real processes: kill -9 while one client downloads
 // and another issues commands (download completes, sessions kept, nothing acknowledged lost, the
 // 'switched' event said once, presence back through the survivor); and a tracker that accepts TCP
-// but never answers (SIGSTOP), which only the client's ping heartbeat can detect.
+// but never answers (SIGSTOP), which only the client's ping heartbeat can detect; and the text
+// shell's one line when it switches.
 
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -11,6 +14,7 @@ import { startClient } from '../helpers/client.ts'
 import type { Reply, StartedClient } from '../helpers/client.ts'
 import { content } from '../helpers/peer.ts'
 import { tmpDir } from '../helpers/tmp.ts'
+import { ROOT, freePort } from '../helpers/tracker.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { MiB, assertComplete, waitPieces } from './download-helpers.ts'
 import { addressOf, startEtcdTrackers } from './etcd-trackers.ts'
@@ -116,4 +120,25 @@ test('a tracker that accepts TCP but never answers (SIGSTOP) is dropped by the h
   t.diagnostic(`failover from a stopped tracker took ${tookMs} ms`)
   assert.deepEqual(await c.ok('create_group after'), { groupId: 'after' })
   assert.equal(await c.close(), 0)
+})
+
+test('the text shell says one short line when it switches trackers', async (t) => {
+  const { trackers: [t1, t2], fileFor } = await startEtcdTrackers(t, 2)
+  const dataDir = await tmpDir(t, 'peershare-shell-')
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'peershare.js'), 'client', `127.0.0.1:${await freePort()}`,
+    await fileFor([0, 1]), '--data-dir', dataDir], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+  t.after(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL') })
+  let stdout = ''
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+  proc.stderr.resume()
+  proc.stdin.write('create_user erin pw-erin\nlogin erin pw-erin\n')
+  await waitFor(() => stdout.includes('logged in as erin') || undefined, 'the login answered', 15_000)
+  await t1!.kill('SIGKILL')
+  const line = `(now connected to tracker ${addressOf(t2!)}, session kept)`
+  await waitFor(() => stdout.includes(line) || undefined, 'the switch line', 15_000)
+  proc.stdin.end('list_groups\n')
+  const [code] = await once(proc, 'close') as [number | null]
+  assert.equal(code, 0)
+  const switchLines = stdout.split('\n').filter((l) => /tracker/i.test(l) && /connect|switch|lost/i.test(l))
+  assert.deepEqual(switchLines, [line], stdout)
 })
