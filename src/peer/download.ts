@@ -34,9 +34,9 @@ export const WAITING_RELOCATE_MS = 5_000 // no peers: ask the tracker again this
 export const RELOCATE_MS = 30_000 // fewer than MAX_PEERS: look for more this often
 export const PEER_HANDSHAKE_TIMEOUT_MS = 10_000
 const TICK_MS = 1_000 // request timeouts, re-location, speed sampling
-// cap: complete pieces waiting for the piece worker's hash and write (16 MiB); past it no new requests
-// go out, so a slow disk or a busy core slows the peers down instead of filling memory
-const MAX_PENDING_WRITES = 32
+// cap: complete pieces waiting for the piece worker's hash and write (6 MiB: ~10 ms of its work); past
+// it no new requests go out, so a slow disk or a busy core slows the peers down instead of filling memory
+const MAX_PENDING_WRITES = 12
 const SPEED_ALPHA = 0.3
 
 /**
@@ -529,6 +529,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     try {
       // undefined when the worker failed: then finish() reads the file once to decide
       const whole = await this.#verifier!.wholeDigest().catch(() => undefined)
+      await this.#verifier!.close() // every piece is written: nothing of it may touch the file past here
       if (this.#isOver()) return
       const res = await this.#store.finish(whole)
       if (this.#isOver()) return
@@ -536,7 +537,6 @@ export class Download extends EventEmitter<DownloadEvents> {
         // bytes on disk went bad (lost writes): fetch those pieces again from the peers still here
         this.#finishing = false
         this.#picker = this.#newPicker()
-        await this.#verifier!.close()
         this.#startVerifier() // the whole-file hash starts over from what is on disk
         for (const p of this.#peers.values()) if (p.active && p.has !== undefined) this.#picker.addPeer(p.addr, p.has)
         this.#setState('running')
