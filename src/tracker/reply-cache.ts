@@ -41,11 +41,23 @@ interface FilesEntry {
 }
 
 interface GroupsEntry {
-  /** The list the parts were sorted from, in the store's order. */
+  /** The list the reply was built from, in the store's order. */
   list: readonly GroupSummary[]
-  sorted: GroupSummary[]
-  /** `{"groupId":…,"owner":…,"members":N,"role":` per sorted group. */
-  parts: string[]
+  /** The reply as a user with no role in any group sees it (every role "none"). */
+  json: Buffer
+  /** groupId → its place in the sorted list. */
+  index: Map<string, number>
+  /** Per sorted group: where its `"none"` starts in json. */
+  roleAt: Int32Array
+  /** owner → the places of the groups it owns. */
+  owned: Map<string, number[]>
+}
+
+const NONE = Buffer.from('"none"')
+const ROLE_JSON: Record<Exclude<GroupListing['role'], 'none'>, Buffer> = {
+  owner: Buffer.from('"owner"'),
+  member: Buffer.from('"member"'),
+  pending: Buffer.from('"pending"'),
 }
 
 /**
@@ -137,25 +149,62 @@ export class ReplyCache {
     return new EncodedResult(json)
   }
 
-  /** The list_groups result for `groups` (the store's list) as `userId` sees it, as JSON. */
+  /**
+   * The list_groups result for `groups` (the store's list) as `userId` sees it, as JSON: the
+   * everyone-"none" reply of this list with the user's own roles (a few groups) put in.
+   */
   listGroups (groups: readonly GroupSummary[], userId: string, mine: { member: readonly string[], pending: readonly string[] }): EncodedResult {
     let entry = this.#groups
     if (entry === undefined || !sameRecords(entry.list, groups)) {
-      const sorted = groups.slice().sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))
-      entry = { list: groups.slice(), sorted, parts: sorted.map(partOf) }
+      entry = groupsEntry(groups)
       this.#groups = entry
     }
-    const member = new Set(mine.member)
-    const pending = new Set(mine.pending)
-    let out = '{"groups":['
-    for (let i = 0; i < entry.sorted.length; i++) {
-      const g = entry.sorted[i]!
-      const role: GroupListing['role'] = g.owner === userId ? 'owner' : member.has(g.groupId) ? 'member' : pending.has(g.groupId) ? 'pending' : 'none'
-      out += (i === 0 ? '' : ',') + entry.parts[i] + '"' + role + '"}'
+    // role by place in the list; the order of the checks is the role's precedence
+    const roles = new Map<number, Exclude<GroupListing['role'], 'none'>>()
+    for (const id of mine.pending) { const i = entry.index.get(id); if (i !== undefined) roles.set(i, 'pending') }
+    for (const id of mine.member) { const i = entry.index.get(id); if (i !== undefined) roles.set(i, 'member') }
+    for (const i of entry.owned.get(userId) ?? []) roles.set(i, 'owner')
+    if (roles.size === 0) return new EncodedResult(entry.json)
+    const places = [...roles.keys()].sort((x, y) => x - y)
+    let length = entry.json.length
+    for (const i of places) length += ROLE_JSON[roles.get(i)!].length - NONE.length
+    const out = Buffer.allocUnsafe(length)
+    let from = 0
+    let to = 0
+    for (const i of places) {
+      const at = entry.roleAt[i]!
+      to += entry.json.copy(out, to, from, at)
+      to += ROLE_JSON[roles.get(i)!].copy(out, to)
+      from = at + NONE.length
     }
-    return new EncodedResult(Buffer.from(out + ']}', 'utf8'))
+    entry.json.copy(out, to, from)
+    return new EncodedResult(out)
   }
 }
+
+function groupsEntry (groups: readonly GroupSummary[]): GroupsEntry {
+  const sorted = groups.slice().sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))
+  const index = new Map<string, number>()
+  const owned = new Map<string, number[]>()
+  const roleAt = new Int32Array(sorted.length)
+  const chunks: Buffer[] = [Buffer.from('{"groups":[')]
+  let at = chunks[0]!.length
+  for (let i = 0; i < sorted.length; i++) {
+    const g = sorted[i]!
+    index.set(g.groupId, i)
+    const list = owned.get(g.owner)
+    if (list === undefined) owned.set(g.owner, [i])
+    else list.push(i)
+    const part = Buffer.from((i === 0 ? '' : ',') + partOf(g), 'utf8')
+    chunks.push(part, NONE, CLOSE_ROW)
+    roleAt[i] = at + part.length
+    at += part.length + NONE.length + CLOSE_ROW.length
+  }
+  chunks.push(Buffer.from(']}'))
+  return { list: groups.slice(), json: Buffer.concat(chunks), index, roleAt, owned }
+}
+
+const CLOSE_ROW = Buffer.from('}')
 
 /** Users with an active share whose client is connected now as that same user (a user counts once). */
 function onlineCount (f: StoredFile, presence: Map<string, Presence>): FileListing['sharersOnline'] {

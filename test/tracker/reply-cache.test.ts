@@ -116,6 +116,30 @@ describe('ReplyCache.listGroups', () => {
   })
 })
 
+describe('ReplyCache.listGroups against the plain encoding', () => {
+  it('gives the same bytes for every user, whatever their roles, ids with escapes and non-ASCII included', () => {
+    const ids = ['a', 'b"c', 'dé', 'z\\', 'ünï', 'm1', 'm2', 'm3']
+    const users = ['amy', 'bob', 'cé', 'dan']
+    const cache = new ReplyCache()
+    for (let round = 0; round < 30; round++) {
+      const groups = ids.filter((_id, i) => (round + i) % 3 !== 0).map((id, i): GroupSummary => Object.freeze({ groupId: id, owner: users[(round + i) % users.length]!, memberCount: i + 1 }))
+      for (const u of users) {
+        const member = groups.filter((_g, i) => (i + round + u.length) % 2 === 0).map((g) => g.groupId)
+        const pending = groups.filter((g, i) => !member.includes(g.groupId) && (i + round) % 5 === 0).map((g) => g.groupId)
+        const want = {
+          groups: groups.map((g) => ({
+            groupId: g.groupId,
+            owner: g.owner,
+            members: g.memberCount,
+            role: g.owner === u ? 'owner' : member.includes(g.groupId) ? 'member' : pending.includes(g.groupId) ? 'pending' : 'none',
+          })).sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0)),
+        }
+        assert.equal(cache.listGroups(groups, u, { member, pending }).json.toString('utf8'), JSON.stringify(want))
+      }
+    }
+  })
+})
+
 describe('encodeResultFrame', () => {
   it('gives the bytes of the encoded reply frame', () => {
     const result = { groups: [{ groupId: 'é', owner: 'x', members: 1, role: 'none' }] }
