@@ -30,3 +30,19 @@ test('a call that fails after its deadline does not surface as an unhandled reje
   failLate(new Error('too late')) // node:test fails the file on an unhandled rejection
   await new Promise((resolve) => setImmediate(resolve))
 })
+
+test('calls sharing a deadline slice time out alone, and answered calls leave no timer behind', async () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = timers()
+  const fast = Array.from({ length: 50 }, (_x, i) => withDeadline(async () => i, 60_000))
+  assert.deepEqual(await Promise.all(fast), Array.from({ length: 50 }, (_x, i) => i))
+  assert.equal(timers(), before) // a minute-long timer left behind would show here
+
+  let hungSignal: AbortSignal | undefined
+  const hung = withDeadline((opts) => { hungSignal = opts.signal; return new Promise<never>(() => {}) }, 200)
+  const slow = withDeadline(() => new Promise<string>((resolve) => setImmediate(() => resolve('late but in time'))), 200)
+  assert.equal(await slow, 'late but in time')
+  await assert.rejects(hung, (err: unknown) => err instanceof PeershareError && err.code === 'STORE_UNAVAILABLE')
+  assert.equal(hungSignal?.aborted, true)
+  assert.equal(timers(), before)
+})
