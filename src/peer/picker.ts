@@ -25,7 +25,8 @@
 //     rate estimate (so its depth); a rejected or disconnected peer's blocks return at once. A piece that
 //     fails its hash returns to the pool and every peer that contributed gets a strike (MAX_STRIKES: drop
 //     it). The refetch of a failed piece is given to a single peer, so a second failure names the culprit.
-// Costs: next() is O(started pieces) + the rarity scan (O(1) for a seeder, O(free pieces) at worst);
+// Costs: next() is O(started pieces) + the rarity scan (O(1) for a seeder, O(free pieces) at worst)
+// + the window scan from the first missing piece (at most NEAR_SCAN_LIMIT pieces, a few in practice);
 // onBlock, onReject and peerHave are O(1); expire is O(peers + expired); add/removePeer are O(pieces).
 
 import { Bitfield } from '../common/bitfield.ts'

@@ -65,11 +65,6 @@ export class PieceVerifier {
     return Buffer.from(this.#free.pop() ?? new ArrayBuffer(this.#pieceBytes))
   }
 
-  /** Gives back a buffer that will not be submitted (its piece was abandoned). */
-  release (buf: Buffer): void {
-    if (buf.byteOffset === 0 && buf.buffer.byteLength === this.#pieceBytes) this.#free.push(buf.buffer as ArrayBuffer)
-  }
-
   /** Buffers idle in the pool (tests: every buffer comes back). */
   get pooled (): number {
     return this.#free.length
