@@ -1,7 +1,12 @@
 // Load generator process for `npm run bench:tracker`: opens N authenticated connections to a tracker
 // and runs a closed loop (one request in flight per connection) with a realistic read/write mix for a
 // fixed time. Prints one JSON line with its figures on stdout.
-//   node bench/tracker-load.ts --host H --port P --connections N --seconds S [--echo] [--insecure-plaintext]
+//   node bench/tracker-load.ts --host H --port P[,P2...] --connections N --seconds S [--echo] [--insecure-plaintext]
+// With several ports (trackers over one etcd), connection i goes to port i % ports, and the setup
+// runs across trackers: users are created through one tracker and log in through another, members
+// join through one and the owner accepts through another. Between steps, a write through every
+// tracker waits until each has seen all earlier writes (an etcd store's write returns once its own
+// replica holds it, so it holds everything committed before too).
 // Speaks TLS 1.3 unless --insecure-plaintext. Over TLS the tracker takes each certificate as a client
 // identity, so connection i uses identity i % users, like its user: two connections of one user are
 // then the same client, as when a client reconnects.
@@ -30,7 +35,8 @@ const { values } = parseArgs({
   },
 })
 const host = values.host
-const port = Number(values.port)
+const ports = (values.port ?? '').split(',').map(Number)
+if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new Error(`--port: port[,port...], not '${values.port}'`)
 const n = Number(values.connections)
 const seconds = Number(values.seconds)
 const GROUPS = Number(values.groups)
@@ -71,12 +77,24 @@ async function identities (count: number): Promise<{ ids: Identity[], cleanup: (
   return { ids, cleanup: () => rm(dir, { recursive: true, force: true }) }
 }
 
+let settles = 0
+/**
+ * With several trackers: one write (a fresh user) through each, after every earlier write was
+ * acknowledged. Its ack means that tracker's replica holds its revision, hence all the earlier ones.
+ */
+async function settle (conns: LoadConnection[]): Promise<void> {
+  if (ports.length < 2) return
+  for (let t = 0; t < Math.min(ports.length, conns.length); t++) {
+    must(await conns[t]!.request('create_user', { userId: `b${runId}s${settles++}`, password: 'benchpass' }), 'create_user (settle)')
+  }
+}
+
 async function setup (): Promise<Worker[]> {
   const conns: LoadConnection[] = []
   const idCount = Math.min(n, Number(values.users))
   const ids = values['insecure-plaintext'] ? undefined : await identities(idCount)
   try {
-    await pool(Array.from({ length: n }), 100, async (_x, i) => { conns[i] = await LoadConnection.open(host, port, ids?.ids[i % idCount]) })
+    await pool(Array.from({ length: n }), 100, async (_x, i) => { conns[i] = await LoadConnection.open(host, ports[i % ports.length]!, ids?.ids[i % idCount]) })
   } finally {
     await ids?.cleanup()
   }
@@ -88,24 +106,30 @@ async function setup (): Promise<Worker[]> {
   const userCount = Math.min(n, Number(values.users))
   const users = Array.from({ length: userCount }, (_x, i) => `b${runId}u${i}`)
   const groups = Array.from({ length: GROUPS }, (_x, i) => `b${runId}g${i}`)
-  await pool(users, 8, async (u, i) => { must(await conns[i]!.request('create_user', { userId: u, password: 'benchpass' }), 'create_user') })
+  // created through the next connection: with several trackers, another tracker than the one it logs in through
+  await pool(users, 8, async (u, i) => { must(await conns[(i + 1) % n]!.request('create_user', { userId: u, password: 'benchpass' }), 'create_user') })
+  await settle(conns)
   // every connection logs in (each its own client identity); users are shared between connections
   await pool(conns, 8, async (c, i) => { must(await c.request('login', { userId: users[i % userCount]!, password: 'benchpass' }), 'login') })
   const owner = conns[0]!
   for (const g of groups) must(await owner.request('create_group', { groupId: g }), 'create_group')
+  await settle(conns)
   await pool(users.slice(1), 16, async (_u, k) => {
     const c = conns[k + 1]!
     for (const g of groups) must(await c.request('join_group', { groupId: g }), 'join_group')
   })
+  await settle(conns)
   for (const g of groups) {
     for (const u of users.slice(1)) must(await owner.request('accept_request', { groupId: g, userId: u }), 'accept_request')
   }
+  await settle(conns)
   await pool(groups, 4, async (g, gi) => {
     for (let f = 0; f < FILES_PER_GROUP; f++) {
       const c = conns[(gi * FILES_PER_GROUP + f) % userCount]!
       must(await c.request('upload_file', { groupId: g, meta: fakeMeta(`file-${f}.bin`) }), 'upload_file')
     }
   })
+  await settle(conns)
   return conns.map((conn, i) => ({ conn, user: users[i % userCount]!, group: groups[i % GROUPS]!, uploaded: null, made: 0, ownsGroup: false }))
 }
 

@@ -1,30 +1,51 @@
-// npm run bench:tracker [-- --connections 100,2000 --seconds 10 --modes tls,plaintext]
+// npm run bench:tracker [-- --connections 100,2000 --seconds 10 --modes tls,plaintext --store sqlite|etcd]
 // Starts a tracker (embedded SQLite store, fresh data dir) and, as a ratio baseline, a bare echo
 // server doing only framing + JSON; drives each with a load generator in a separate process and
 // prints requests/s, p50/p99 latency and the tracker's RSS for each connection count. Each mode
 // (TLS 1.3, the default; plaintext, the tracker's --insecure-plaintext) gets its own echo baseline
 // and its own tracker.
+// --store etcd: a 3-member etcd cluster on free loopback ports (temporary data dirs) and, per mode, two
+// trackers over it (one trackers file with both, a key prefix of their own); the load generator's
+// connections alternate between them, and the setup runs across them. After the load runs, the
+// propagation delay between the two (a group made through one, polled through the other) is measured
+// in the same run. At the end the trackers stop first (while etcd still answers), then etcd.
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { loadOrCreateIdentity } from '../src/security/identity.ts'
+import { startBenchEtcd } from './etcd-cluster.ts'
+import type { BenchEtcd } from './etcd-cluster.ts'
+import { LoadConnection } from './load-client.ts'
+import { measurePropagation, summary } from './propagation-probe.ts'
+import type { PropagationSamples } from './propagation-probe.ts'
 
 const { values } = parseArgs({
   options: {
     connections: { type: 'string', default: '100,2000' },
     seconds: { type: 'string', default: '10' },
     modes: { type: 'string', default: 'tls,plaintext' },
+    store: { type: 'string', default: 'sqlite' },
+    changes: { type: 'string', default: '200' },
   },
 })
 const counts = values.connections.split(',').map(Number)
 const modes = values.modes.split(',')
 for (const m of modes) if (m !== 'tls' && m !== 'plaintext') throw new Error(`--modes: tls or plaintext, not '${m}'`)
+const storeKind = values.store
+if (storeKind !== 'sqlite' && storeKind !== 'etcd') throw new Error(`--store: sqlite or etcd, not '${storeKind}'`)
+const changes = Number(values.changes)
+if (!Number.isInteger(changes) || changes < 1) throw new Error(`--changes: a positive count, not '${values.changes}'`)
 const root = new URL('..', import.meta.url).pathname
+/** After SIGTERM, how long a child gets before SIGKILL. */
+const STOP_GRACE_MS = 3_000
 
 function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,12 +75,13 @@ async function rssOf (pid: number): Promise<{ rss: number, hwm: number }> {
 
 interface LoadResult { connections: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number> }
 
-async function load (port: number, n: number, target: ChildProcess, extra: string[] = []): Promise<LoadResult & { peakRss: number }> {
-  const proc = spawn(process.execPath, ['bench/tracker-load.ts', '--port', String(port), '--connections', String(n),
+/** Runs the load generator against `ports` (connections spread round-robin); samples each target's RSS. */
+async function load (ports: number[], n: number, targets: ChildProcess[], extra: string[] = []): Promise<LoadResult & { peakRss: number[] }> {
+  const proc = spawn(process.execPath, ['bench/tracker-load.ts', '--port', ports.join(','), '--connections', String(n),
     '--seconds', values.seconds, ...extra], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  let peakRss = 0
+  const peakRss = targets.map(() => 0)
   const sampler = setInterval(() => {
-    rssOf(target.pid!).then((r) => { peakRss = Math.max(peakRss, r.rss) }, () => {})
+    targets.forEach((t, i) => { rssOf(t.pid!).then((r) => { peakRss[i] = Math.max(peakRss[i]!, r.rss) }, () => {}) })
   }, 250)
   let out = ''
   proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
@@ -69,15 +91,70 @@ async function load (port: number, n: number, target: ChildProcess, extra: strin
   return { ...(JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult), peakRss }
 }
 
+/** SIGTERM, then SIGKILL after a grace; resolves once the process has exited. */
+async function stop (proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return
+  const exited = once(proc, 'exit')
+  const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS)
+  proc.kill('SIGTERM')
+  await exited
+  clearTimeout(timer)
+}
+
+/** A logged-in bench connection (a fresh user created through the same tracker). */
+async function loggedIn (port: number, user: string, identityDir: string | undefined): Promise<LoadConnection> {
+  const c = await LoadConnection.open('127.0.0.1', port, identityDir === undefined ? undefined : await loadOrCreateIdentity(identityDir))
+  const ok = async (op: string, args: Record<string, unknown>): Promise<void> => {
+    const r = await c.request(op, args)
+    if (!r.ok) throw new Error(`propagation probe: ${op} through port ${port}: ${r.error?.code} ${r.error?.message}`)
+  }
+  await ok('hello', { version: 1, clientId: randomBytes(16).toString('hex'), peerAddr: '127.0.0.1:7000' })
+  await ok('create_user', { userId: user, password: 'bench-password' })
+  await ok('login', { userId: user, password: 'bench-password' })
+  return c
+}
+
+/** Propagation delay from tracker `from` to tracker `to`: create_group through one, list_groups through the other. */
+async function propagation (from: number, to: number, mode: string, plain: boolean): Promise<PropagationSamples> {
+  const tag = randomBytes(3).toString('hex')
+  const writer = await loggedIn(from, `pw${tag}`, plain ? undefined : join(dir, `probe-w-${mode}`))
+  const reader = await loggedIn(to, `pr${tag}`, plain ? undefined : join(dir, `probe-r-${mode}`))
+  try {
+    return await measurePropagation({
+      write: async (groupId) => {
+        const r = await writer.request('create_group', { groupId })
+        if (!r.ok) throw new Error(`create_group ${groupId}: ${r.error?.code} ${r.error?.message}`)
+      },
+      visible: async (groupId) => {
+        const r = await reader.request('list_groups')
+        if (!r.ok) throw new Error(`list_groups: ${r.error?.code} ${r.error?.message}`)
+        return (r.result.groups as Array<{ groupId: string }>).some((g) => g.groupId === groupId)
+      },
+    }, changes, `p${tag}`)
+  } finally {
+    writer.close()
+    reader.close()
+  }
+}
+
 const mb = (b: number): string => (b / 1024 / 1024).toFixed(0) + ' MB'
-const row = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(22) : c.padStart(12)).join('')
+const mbs = (bs: number[]): string => bs.map((b) => (b / 1024 / 1024).toFixed(0)).join('+') + ' MB'
+const row = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(26) : c.padStart(12)).join('')
 
 const dir = await mkdtemp(join(tmpdir(), 'peershare-bench-'))
 const procs: ChildProcess[] = []
+let etcd: BenchEtcd | undefined
 try {
   console.log(`tracker bench: closed loop, 1 request in flight per connection, ${values.seconds} s per run`)
-  console.log('mix: 50% list_files, 30% list_groups, 10% get_file, 6% upload_file/stop_share, 4% create_group/leave_group\n')
-  console.log(row(['run', 'req/s', 'p50', 'p99', 'vs echo', 'tracker RSS']))
+  console.log('mix: 50% list_files, 30% list_groups, 10% get_file, 6% upload_file/stop_share, 4% create_group/leave_group')
+  if (storeKind === 'etcd') {
+    etcd = await startBenchEtcd(dir, 3)
+    console.log(`store: etcd, 3 members (${etcd.hosts.join(', ')}), two trackers over it, connections alternate between them`)
+  } else {
+    console.log('store: sqlite (embedded), one tracker')
+  }
+  console.log('\n' + row(['run', 'req/s', 'p50', 'p99', 'vs echo', 'tracker RSS']))
+  const propagationLines: string[] = []
   for (const mode of modes) {
     const plain = mode === 'plaintext'
     const modeArgs = plain ? ['--insecure-plaintext'] : []
@@ -85,30 +162,55 @@ try {
     const echo = await start(['bench/echo-server.ts', ...(plain ? [] : ['--tls', join(dir, 'echo-id')])], /^echo listening on/)
     procs.push(echo.proc)
     const echoPort = Number(/:(\d+)$/.exec(echo.line)![1])
-    const base = await load(echoPort, counts[0]!, echo.proc, ['--echo', ...modeArgs])
-    echo.proc.kill('SIGTERM')
+    const base = await load([echoPort], counts[0]!, [echo.proc], ['--echo', ...modeArgs])
+    await stop(echo.proc)
 
-    // 2. the tracker
-    const port = await freePort()
+    // 2. the tracker(s): one over SQLite, or two over one etcd (its own key prefix per mode)
+    const trackerCount = etcd === undefined ? 1 : 2
+    const ports: number[] = []
+    for (let t = 0; t < trackerCount; t++) ports.push(await freePort())
     const info = join(dir, `trackers-${mode}.txt`)
-    await writeFile(info, `127.0.0.1:${port}\n`)
-    const tracker = await start(['bin/peershare.js', 'tracker', info, '1', '--data-dir', join(dir, `tracker-${mode}`), ...modeArgs], /listening on/)
-    procs.push(tracker.proc)
-    const idle = await rssOf(tracker.proc.pid!)
+    await writeFile(info, ports.map((p) => `127.0.0.1:${p}\n`).join(''))
+    const storeArgs = etcd === undefined ? [] : ['--store', etcd.store(`bench-${mode}-${randomBytes(4).toString('hex')}`)]
+    const trackers: ChildProcess[] = []
+    for (let t = 0; t < trackerCount; t++) {
+      const dataDir = join(dir, trackerCount === 1 ? `tracker-${mode}` : `tracker-${mode}-${t + 1}`)
+      const tracker = await start(['bin/peershare.js', 'tracker', info, String(t + 1), '--data-dir', dataDir, ...storeArgs, ...modeArgs], /listening on/)
+      procs.push(tracker.proc)
+      trackers.push(tracker.proc)
+    }
+    const idle = await Promise.all(trackers.map((t) => rssOf(t.pid!)))
+    const label = etcd === undefined ? `tracker ${mode}` : `etcd×2 ${mode}`
     console.log(row([`echo ${mode}, N=${counts[0]}`, base.rps.toFixed(0), base.p50ms.toFixed(2) + ' ms', base.p99ms.toFixed(2) + ' ms', '1.00', '']))
     for (const n of counts) {
-      const r = await load(port, n, tracker.proc, modeArgs)
-      console.log(row([`tracker ${mode}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
-        (r.rps / base.rps).toFixed(2), mb(r.peakRss)]))
+      const r = await load(ports, n, trackers, modeArgs)
+      console.log(row([`${label}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
+        (r.rps / base.rps).toFixed(2), trackerCount === 1 ? mb(r.peakRss[0]!) : mbs(r.peakRss)]))
       const errs = Object.entries(r.errors)
       if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
     }
-    const end = await rssOf(tracker.proc.pid!)
-    console.log(`  tracker ${mode} RSS: idle ${mb(idle.rss)}, peak ${mb(end.hwm)}`)
-    tracker.proc.kill('SIGTERM')
+    const end = await Promise.all(trackers.map((t) => rssOf(t.pid!)))
+    trackers.forEach((_t, i) => {
+      const who = trackerCount === 1 ? `tracker ${mode}` : `tracker ${i + 1} ${mode}`
+      console.log(`  ${who} RSS: idle ${mb(idle[i]!.rss)}, peak ${mb(end[i]!.hwm)}`)
+    })
+    // 3. propagation between the two trackers, idle (after the load runs), in both directions
+    if (trackerCount === 2) {
+      const ab = await propagation(ports[0]!, ports[1]!, mode, plain)
+      const ba = await propagation(ports[1]!, ports[0]!, mode, plain)
+      const all = (k: keyof PropagationSamples): number[] => [...ab[k], ...ba[k]]
+      propagationLines.push(`${mode}, ${changes} changes each way (create_group through one, list_groups through the other):`,
+        '  ' + summary('write (send → ack)', all('writeMs')),
+        '  ' + summary('end to end (send → seen on the other)', all('endToEndMs')),
+        '  ' + summary('seen on the other after the ack', all('afterAckMs')))
+    }
+    // trackers first: they end their clients' presence while etcd still answers
+    await Promise.all(trackers.map(stop))
   }
+  if (propagationLines.length > 0) console.log('\npropagation delay between the two trackers (idle, after the load runs):\n' + propagationLines.join('\n'))
   console.log('\ntargets: >= 20000 req/s at N=100 with p99 < 10 ms; 2000 connections under 300 MB RSS')
 } finally {
-  for (const p of procs) p.kill('SIGTERM')
+  await Promise.all(procs.map(stop))
+  await etcd?.stop()
   await rm(dir, { recursive: true, force: true })
 }
