@@ -9,8 +9,32 @@ import { connect } from '../src/security/transport.ts'
 
 export interface Reply { ok: boolean, result?: any, error?: { code: string, message: string } }
 
+// What every successful tracker reply starts with (server.ts / encodeResultFrame): `{"id":<n>,"ok":true`
+const ID_PREFIX = Buffer.from('{"id":')
+const OK_TRUE = Buffer.from(',"ok":true')
+
+/** The id of a successful reply read from its first bytes, or undefined (then the reply is parsed). */
+function okReplyId (body: Buffer): number | undefined {
+  if (body.length < 16 || body.compare(ID_PREFIX, 0, ID_PREFIX.length, 0, ID_PREFIX.length) !== 0) return undefined
+  let id = 0
+  let i = ID_PREFIX.length
+  for (; i < body.length && i < ID_PREFIX.length + 10; i++) {
+    const c = body[i]!
+    if (c < 0x30 || c > 0x39) break
+    id = id * 10 + c - 0x30
+  }
+  if (i === ID_PREFIX.length || body.compare(OK_TRUE, 0, OK_TRUE.length, i, i + OK_TRUE.length) !== 0) return undefined
+  return id
+}
+
 export class LoadConnection {
   readonly socket: Socket
+  /**
+   * Resolve successful replies with `{ ok: true }` only, read from their first bytes: parsing
+   * every list_files / list_groups reply in full made the load generator, not the tracker, the
+   * bottleneck on a two-core machine. Errors are still parsed.
+   */
+  skipResults = false
   #decoder = new FrameDecoder(MAX_FRAME_BYTES)
   #nextId = 1
   #pending = new Map<number, (r: Reply) => void>()
@@ -19,6 +43,13 @@ export class LoadConnection {
     this.socket = socket
     socket.on('data', (chunk: Buffer) => {
       for (const body of this.#decoder.push(chunk)) {
+        const okId = this.skipResults ? okReplyId(body) : undefined
+        if (okId !== undefined) {
+          const resolve = this.#pending.get(okId)
+          this.#pending.delete(okId)
+          resolve?.({ ok: true })
+          continue
+        }
         const msg = JSON.parse(body.toString('utf8'))
         if (typeof msg.id !== 'number') continue // pushed event
         const resolve = this.#pending.get(msg.id)

@@ -73,22 +73,43 @@ async function rssOf (pid: number): Promise<{ rss: number, hwm: number }> {
   return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 }
 }
 
-interface LoadResult { connections: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number> }
+interface LoadResult { connections: number, requests: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number> }
+
+// /proc/<pid>/stat counts CPU time in clock ticks: 100 per second on Linux (USER_HZ)
+const TICKS_PER_S = 100
+
+/** CPU time (user + system, every thread) the process has used so far, ms. */
+async function cpuMsOf (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // fields from the 3rd (state) on
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / TICKS_PER_S // utime, stime
+}
 
 /** Runs the load generator against `ports` (connections spread round-robin); samples each target's RSS. */
-async function load (ports: number[], n: number, targets: ChildProcess[], extra: string[] = []): Promise<LoadResult & { peakRss: number[] }> {
+async function load (ports: number[], n: number, targets: ChildProcess[], extra: string[] = []): Promise<LoadResult & { peakRss: number[], cpuUsPerReq: number }> {
   const proc = spawn(process.execPath, ['bench/tracker-load.ts', '--port', ports.join(','), '--connections', String(n),
     '--seconds', values.seconds, ...extra], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   const peakRss = targets.map(() => 0)
   const sampler = setInterval(() => {
     targets.forEach((t, i) => { rssOf(t.pid!).then((r) => { peakRss[i] = Math.max(peakRss[i]!, r.rss) }, () => {}) })
   }, 250)
-  let out = ''
-  proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+  // the targets' CPU time over the measured window: per request, it does not depend on how busy
+  // the machine is the way requests/s does (other work on a shared machine only slows them down)
+  const cpuTotal = (): Promise<number> => Promise.all(targets.map((t) => cpuMsOf(t.pid!))).then((ms) => ms.reduce((a, b) => a + b, 0))
+  let cpuStart: Promise<number> | undefined
+  let cpuEnd: Promise<number> | undefined
+  let last = ''
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    if (line === 'measuring') cpuStart = cpuTotal()
+    else if (line === 'measured') cpuEnd = cpuTotal()
+    else if (line.trim() !== '') last = line
+  })
   const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve))
   clearInterval(sampler)
   if (code !== 0) throw new Error(`load generator exited with ${code}`)
-  return { ...(JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult), peakRss }
+  const result = JSON.parse(last) as LoadResult
+  const cpuMs = cpuStart === undefined || cpuEnd === undefined ? NaN : await cpuEnd - await cpuStart
+  return { ...result, peakRss, cpuUsPerReq: cpuMs * 1000 / result.requests }
 }
 
 /** SIGTERM, then SIGKILL after a grace; resolves once the process has exited. */
@@ -153,7 +174,7 @@ try {
   } else {
     console.log('store: sqlite (embedded), one tracker')
   }
-  console.log('\n' + row(['run', 'req/s', 'p50', 'p99', 'vs echo', 'tracker RSS']))
+  console.log('\n' + row(['run', 'req/s', 'p50', 'p99', 'vs echo', 'tracker RSS', 'CPU/req']))
   const propagationLines: string[] = []
   for (const mode of modes) {
     const plain = mode === 'plaintext'
@@ -181,11 +202,12 @@ try {
     }
     const idle = await Promise.all(trackers.map((t) => rssOf(t.pid!)))
     const label = etcd === undefined ? `tracker ${mode}` : `etcd×2 ${mode}`
-    console.log(row([`echo ${mode}, N=${counts[0]}`, base.rps.toFixed(0), base.p50ms.toFixed(2) + ' ms', base.p99ms.toFixed(2) + ' ms', '1.00', '']))
+    console.log(row([`echo ${mode}, N=${counts[0]}`, base.rps.toFixed(0), base.p50ms.toFixed(2) + ' ms', base.p99ms.toFixed(2) + ' ms', '1.00', '',
+      base.cpuUsPerReq.toFixed(1) + ' µs']))
     for (const n of counts) {
       const r = await load(ports, n, trackers, modeArgs)
       console.log(row([`${label}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
-        (r.rps / base.rps).toFixed(2), trackerCount === 1 ? mb(r.peakRss[0]!) : mbs(r.peakRss)]))
+        (r.rps / base.rps).toFixed(2), trackerCount === 1 ? mb(r.peakRss[0]!) : mbs(r.peakRss), r.cpuUsPerReq.toFixed(1) + ' µs']))
       const errs = Object.entries(r.errors)
       if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
     }
