@@ -73,6 +73,13 @@ async function rssOf (pid: number): Promise<{ rss: number, hwm: number }> {
   return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 }
 }
 
+/** A failure the bench explains in one line (no stack trace). */
+class BenchFailure extends Error {}
+
+/** Set while we stop processes ourselves: any other tracker exit is a failure of the run. */
+let stopping = false
+const died: string[] = []
+
 interface LoadResult { connections: number, requests: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number> }
 
 // /proc/<pid>/stat counts CPU time in clock ticks: 100 per second on Linux (USER_HZ)
@@ -106,7 +113,7 @@ async function load (ports: number[], n: number, targets: ChildProcess[], extra:
   })
   const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve))
   clearInterval(sampler)
-  if (code !== 0) throw new Error(`load generator exited with ${code}`)
+  if (code !== 0) throw new BenchFailure([...died, `the load generator exited with ${code}; its stderr is above`].join('\n'))
   const result = JSON.parse(last) as LoadResult
   const cpuMs = cpuStart === undefined || cpuEnd === undefined ? NaN : await cpuEnd - await cpuStart
   return { ...result, peakRss, cpuUsPerReq: cpuMs * 1000 / result.requests }
@@ -199,6 +206,8 @@ try {
       const tracker = await start(['bin/peershare.js', 'tracker', info, String(t + 1), '--data-dir', dataDir, ...storeArgs, ...modeArgs], /listening on/)
       procs.push(tracker.proc)
       trackers.push(tracker.proc)
+      const no = t + 1
+      tracker.proc.once('exit', (code, signal) => { if (!stopping) died.push(`tracker ${no} (${mode}) exited during the run (code ${code}, signal ${signal}); its stderr is above`) })
     }
     const idle = await Promise.all(trackers.map((t) => rssOf(t.pid!)))
     const label = etcd === undefined ? `tracker ${mode}` : `etcd×2 ${mode}`
@@ -210,6 +219,8 @@ try {
         (r.rps / base.rps).toFixed(2), trackerCount === 1 ? mb(r.peakRss[0]!) : mbs(r.peakRss), r.cpuUsPerReq.toFixed(1) + ' µs']))
       const errs = Object.entries(r.errors)
       if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
+      // a dead tracker makes every later figure meaningless: stop here, and say why
+      if (died.length > 0) throw new BenchFailure(died.join('\n'))
     }
     const end = await Promise.all(trackers.map((t) => rssOf(t.pid!)))
     trackers.forEach((_t, i) => {
@@ -227,11 +238,18 @@ try {
         '  ' + summary('seen on the other after the ack', all('afterAckMs')))
     }
     // trackers first: they end their clients' presence while etcd still answers
+    stopping = true
     await Promise.all(trackers.map(stop))
+    stopping = false
   }
   if (propagationLines.length > 0) console.log('\npropagation delay between the two trackers (idle, after the load runs):\n' + propagationLines.join('\n'))
   console.log('\ntargets: >= 20000 req/s at N=100 with p99 < 10 ms; 2000 connections under 300 MB RSS')
+} catch (err) {
+  if (!(err instanceof BenchFailure)) throw err
+  console.log(`\nbench stopped: ${err.message}`)
+  process.exitCode = 1
 } finally {
+  stopping = true
   await Promise.all(procs.map(stop))
   await etcd?.stop()
   await rm(dir, { recursive: true, force: true })
