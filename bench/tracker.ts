@@ -6,7 +6,7 @@
 // and its own tracker.
 // --store etcd: a 3-member etcd cluster on free loopback ports (temporary data dirs) and, per mode, two
 // trackers over it (one trackers file with both, a key prefix of their own); the load generator's
-// connections alternate between them, and the setup runs across them. After the load runs, the
+// connections alternate between them, and the setup runs across them. Before the load runs, the
 // propagation delay between the two (a group made through one, polled through the other) is measured
 // in the same run. At the end the trackers stop first (while etcd still answers), then etcd.
 
@@ -182,7 +182,6 @@ try {
     console.log('store: sqlite (embedded), one tracker')
   }
   console.log('\n' + row(['run', 'req/s', 'p50', 'p99', 'vs echo', 'tracker RSS', 'CPU/req']))
-  const propagationLines: string[] = []
   for (const mode of modes) {
     const plain = mode === 'plaintext'
     const modeArgs = plain ? ['--insecure-plaintext'] : []
@@ -213,6 +212,16 @@ try {
     const label = etcd === undefined ? `tracker ${mode}` : `etcd×2 ${mode}`
     console.log(row([`echo ${mode}, N=${counts[0]}`, base.rps.toFixed(0), base.p50ms.toFixed(2) + ' ms', base.p99ms.toFixed(2) + ' ms', '1.00', '',
       base.cpuUsPerReq.toFixed(1) + ' µs']))
+    // propagation between the two trackers, idle (before the load, which may bring a tracker down), both ways
+    if (trackerCount === 2) {
+      const ab = await propagation(ports[0]!, ports[1]!, mode, plain)
+      const ba = await propagation(ports[1]!, ports[0]!, mode, plain)
+      const all = (k: keyof PropagationSamples): number[] => [...ab[k], ...ba[k]]
+      console.log([`  propagation ${mode}, idle, ${changes} changes each way (create_group through one tracker, list_groups through the other):`,
+        '    ' + summary('write (send → ack)', all('writeMs')),
+        '    ' + summary('end to end (send → seen on the other)', all('endToEndMs')),
+        '    ' + summary('seen on the other after the ack', all('afterAckMs'))].join('\n'))
+    }
     for (const n of counts) {
       const r = await load(ports, n, trackers, modeArgs)
       console.log(row([`${label}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
@@ -227,22 +236,11 @@ try {
       const who = trackerCount === 1 ? `tracker ${mode}` : `tracker ${i + 1} ${mode}`
       console.log(`  ${who} RSS: idle ${mb(idle[i]!.rss)}, peak ${mb(end[i]!.hwm)}`)
     })
-    // 3. propagation between the two trackers, idle (after the load runs), in both directions
-    if (trackerCount === 2) {
-      const ab = await propagation(ports[0]!, ports[1]!, mode, plain)
-      const ba = await propagation(ports[1]!, ports[0]!, mode, plain)
-      const all = (k: keyof PropagationSamples): number[] => [...ab[k], ...ba[k]]
-      propagationLines.push(`${mode}, ${changes} changes each way (create_group through one, list_groups through the other):`,
-        '  ' + summary('write (send → ack)', all('writeMs')),
-        '  ' + summary('end to end (send → seen on the other)', all('endToEndMs')),
-        '  ' + summary('seen on the other after the ack', all('afterAckMs')))
-    }
     // trackers first: they end their clients' presence while etcd still answers
     stopping = true
     await Promise.all(trackers.map(stop))
     stopping = false
   }
-  if (propagationLines.length > 0) console.log('\npropagation delay between the two trackers (idle, after the load runs):\n' + propagationLines.join('\n'))
   console.log('\ntargets: >= 20000 req/s at N=100 with p99 < 10 ms; 2000 connections under 300 MB RSS')
 } catch (err) {
   if (!(err instanceof BenchFailure)) throw err
