@@ -176,6 +176,9 @@ export class Replica {
 
   async #watch (fromRevision: number, until: number): Promise<void> {
     const watcher = this.#client.watch().inRange(Range.prefix(this.#keys.root)).startRevision(String(fromRevision)).watcher()
+    // an EventEmitter 'error' with no listener throws: keep one for the watcher's whole life,
+    // including after it is dropped (the listeners below come and go)
+    watcher.on('error', (err: Error) => log.debug('etcd watch error', { err }))
     // listeners first: nothing the stream delivers is missed
     const connected = new Promise<void>((resolve, reject) => {
       watcher.once('connected', () => resolve())
@@ -242,11 +245,10 @@ export class Replica {
 
   async #drop (watcher: Watcher): Promise<void> {
     watcher.removeAllListeners('data')
-    try {
-      await Promise.race([watcher.cancel(), sleep(500)])
-    } catch (err) {
-      log.debug('cancelling a watch failed', { err: err as Error })
-    }
+    // the cancel may lose the race and fail later: its rejection must not go unhandled (it crashed
+    // a tracker under bench load with "Deadline exceeded")
+    const cancelled = watcher.cancel().catch((err: unknown) => log.debug('cancelling a watch failed', { err: err as Error }))
+    await Promise.race([cancelled, sleep(500)])
   }
 }
 
