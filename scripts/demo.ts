@@ -39,8 +39,11 @@ function cleanup (): Promise<void> {
 }
 
 function fail (message: string, code = 1): never {
-  process.stderr.write(`\ndemo failed: ${message}\n`)
-  void cleanup().finally(() => process.exit(code))
+  // once cleanup has begun (Ctrl-C, or an earlier failure) the children dying is expected, not news
+  if (cleaning === undefined) {
+    process.stderr.write(`\ndemo failed: ${message}\n`)
+    void cleanup().finally(() => process.exit(code))
+  }
   // keep the event loop from continuing the demo while cleanup runs
   throw new DemoAborted()
 }
@@ -90,9 +93,19 @@ async function startTrackerProcess (dir: string): Promise<{ infoFile: string, ad
   scope.after(() => stopProcess(child))
   await waitForLine(child, /^tracker \d+ listening on /, () => stderr)
   child.once('exit', (code, signal) => {
-    if (cleaning === undefined) fail(`the tracker exited (code ${code}, signal ${signal})${stderr === '' ? '' : `:\n${stderr}`}`)
+    if (stoppedBySignal(code, signal)) interrupted()
+    else if (cleaning === undefined) fail(`the tracker exited (code ${code}, signal ${signal})${stderr === '' ? '' : `:\n${stderr}`}`)
   })
   return { infoFile, addr }
+}
+
+/**
+ * Ctrl-C in a terminal reaches the whole process group: the tracker and the clients stop cleanly on
+ * SIGINT (exit code 0), possibly before our own SIGINT handler runs. That is an interruption, not a
+ * failure to report (they never exit cleanly otherwise: stdin stays open until cleanup).
+ */
+function stoppedBySignal (code: number | null, signal: NodeJS.Signals | null): boolean {
+  return code === 0 || signal === 'SIGINT'
 }
 
 async function stopProcess (child: ChildProcess): Promise<void> {
@@ -107,7 +120,8 @@ async function client (name: string, infoFile: string, dir: string): Promise<Sta
   await mkdir(dataDir)
   const c = await startClient(scope, { infoFile, dataDir })
   c.proc.once('exit', (code, signal) => {
-    if (cleaning === undefined) fail(`client ${name} exited (code ${code}, signal ${signal}):\n${c.stderr()}`)
+    if (stoppedBySignal(code, signal)) interrupted()
+    else if (cleaning === undefined) fail(`client ${name} exited (code ${code}, signal ${signal}):\n${c.stderr()}`)
   })
   return c
 }
@@ -196,7 +210,9 @@ async function main (): Promise<void> {
     const polledBps = lastPollAt === undefined ? 0 : Math.max(0, d.bytesDone - lastPollBytes) / ((now - lastPollAt) / 1000)
     lastPollAt = now
     lastPollBytes = d.bytesDone
-    const line = bar(d, d.speedBps > 0 ? d.speedBps : polledBps, elapsedS)
+    // a finished download has no current speed: show its average rather than 0
+    const rateBps = d.state === 'completed' ? d.bytes / elapsedS : d.speedBps > 0 ? d.speedBps : polledBps
+    const line = bar(d, rateBps, elapsedS)
     if (tty) {
       process.stdout.write(`\r${line}\x1b[K`)
     } else {
@@ -232,10 +248,12 @@ async function main (): Promise<void> {
   say(`done: ${(size / MB).toFixed(1)} MB in ${seconds.toFixed(2)} s = ${(size / MB / seconds).toFixed(1)} MB/s`)
 }
 
-process.once('SIGINT', () => {
+function interrupted (): void {
+  if (cleaning !== undefined) return
   process.stderr.write('\ninterrupted; stopping the tracker and clients, removing the temp dir\n')
   void cleanup().finally(() => process.exit(130))
-})
+}
+process.once('SIGINT', interrupted)
 process.once('SIGTERM', () => { void cleanup().finally(() => process.exit(143)) })
 process.on('uncaughtException', (err) => {
   if (err instanceof DemoAborted) return
