@@ -18,6 +18,7 @@ import type { HolderRegistry } from './holders.ts'
 import type { EncodedResult, ReplyCache } from './reply-cache.ts'
 import type { LoginThrottle } from './login-throttle.ts'
 import { issueSession, revokeSession, verifySession } from './sessions.ts'
+import type { TicketCache } from './ticket-cache.ts'
 
 /** What a connection knows about its client. Mutated by hello, login, resume and logout. */
 export interface ConnectionState {
@@ -37,6 +38,8 @@ export interface HandlerContext {
   ticketSigner?: TicketSigner | undefined
   /** Lifetime of the tickets get_file signs (default TICKET_TTL_MS). */
   ticketTtlMs?: number
+  /** Signed tickets reused while they have more than half their lifetime left; absent: sign every time. */
+  tickets?: TicketCache
   /** Failed logins per account and address (login-throttle.ts); absent: no limit. */
   loginThrottle?: LoginThrottle
   conn: ConnectionState
@@ -306,9 +309,17 @@ const getFile: Handler<'get_file'> = async (ctx, args) => {
   const requester = ctx.conn.certFingerprint
   if (requester !== undefined && ctx.ticketSigner !== undefined) {
     // one ticket for every holder: it names the requester's certificate, and each holder checks that
-    // against the certificate of the connection presenting it
-    const expiresAt = ctx.now() + (ctx.ticketTtlMs ?? TICKET_TTL_MS)
-    out.ticket = signTicket({ requester, fileId: file.fileId, groupId: args.groupId, expiresAt }, ctx.ticketSigner).toString('base64')
+    // against the certificate of the connection presenting it. Membership was checked above, on this
+    // request: the cache only saves the signature (ticket-cache.ts), it never grants anything.
+    const signer = ctx.ticketSigner
+    const sign = (expiresAt: number): string =>
+      signTicket({ requester, fileId: file.fileId, groupId: args.groupId, expiresAt }, signer).toString('base64')
+    const now = ctx.now()
+    const ttlMs = ctx.ticketTtlMs ?? TICKET_TTL_MS
+    const { ticket, expiresAt } = ctx.tickets === undefined
+      ? { ticket: sign(now + ttlMs), expiresAt: now + ttlMs }
+      : ctx.tickets.getOrSign({ keyId: signer.keyId, requester, fileId: file.fileId, groupId: args.groupId }, now, ttlMs, sign)
+    out.ticket = ticket
     out.ticketExpiresAt = expiresAt
   }
   return out

@@ -20,6 +20,7 @@ import { withDeadline } from './deadline.ts'
 import { SESSION_OPS, handlers } from './handlers.ts'
 import { HolderRegistry } from './holders.ts'
 import { EncodedResult, ReplyCache, encodeResultFrame } from './reply-cache.ts'
+import { TicketCache } from './ticket-cache.ts'
 import { LoginThrottle } from './login-throttle.ts'
 import type { ConnectionState, HandlerContext } from './handlers.ts'
 
@@ -82,6 +83,8 @@ interface Shared {
   holders: HolderRegistry
   /** Encoded list_files / list_groups replies (reply-cache.ts). */
   replies: ReplyCache
+  /** Signed download tickets, reused across connections (ticket-cache.ts). */
+  tickets: TicketCache
   /** Failed logins per account and address, across connections (a guesser reconnects). */
   loginThrottle: LoginThrottle
   inFlight: Set<Promise<unknown>>
@@ -102,6 +105,7 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     presenceHolders: new Map(),
     holders: new HolderRegistry(),
     replies: new ReplyCache(),
+    tickets: new TicketCache(),
     loginThrottle: new LoginThrottle(),
     inFlight: new Set(),
     stopping: false,
@@ -163,6 +167,7 @@ class ControlConnection {
       releasePresence: () => this.#releasePresence(),
       holders: shared.holders,
       replies: shared.replies,
+      tickets: shared.tickets,
       loginThrottle: shared.loginThrottle,
       holdsPresence: () => !this.#closed && this.#state.clientId !== undefined &&
         this.#shared.presenceHolders.get(this.#state.clientId) === this,
