@@ -11,7 +11,7 @@
 import { EtcdLeaseInvalidError } from 'etcd3'
 import type { Etcd3, Lease } from 'etcd3'
 import { createLog } from '../common/log.ts'
-import { Call } from './etcd-call.ts'
+import { Call, storeError } from './etcd-call.ts'
 import { encodeValue } from './etcd-keys.ts'
 import type { Keys } from './etcd-keys.ts'
 import type { Replica } from './etcd-replica.ts'
@@ -113,7 +113,13 @@ export class PresenceLeases {
   async #current (call: Call): Promise<{ lease: Lease, id: string }> {
     if (this.#fresh() && this.#lease !== undefined) return this.#lease
     this.#granting ??= this.#grant(call.deadline).finally(() => { this.#granting = undefined })
-    return await call.race(this.#granting)
+    try {
+      return await call.race(this.#granting)
+    } catch (err) {
+      // a grant that failed (quorum lost: DEADLINE_EXCEEDED) is the store being unavailable, not a bug
+      if (call.signal?.aborted === true) throw err
+      throw storeError(err, 'granting a presence lease')
+    }
   }
 
   /** Grants a new lease, moves every presence of ours onto it, then lets the old one go. */
