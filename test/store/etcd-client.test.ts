@@ -5,7 +5,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3'
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3'
 import type { IKeyValue } from 'etcd3'
 import { handleWhen, noop, retry } from 'cockatiel'
 import type { TestContext } from 'node:test'
@@ -118,11 +118,10 @@ test('with 2 of 3 etcd members down, a write fails at its deadline instead of ha
   const [m1, m2, m3] = cluster.members as [typeof cluster.members[0], typeof cluster.members[0], typeof cluster.members[0]]
   await m2.kill()
   await m3.kill()
-  const started = performance.now()
-  await assert.rejects(etcd.put('k').value('without quorum').options(within(1_000)).exec(), GRPCDeadlineExceededError)
-  // the deadline, not some other failure, ended it (no upper bound: a loaded machine may be late)
-  const took = performance.now() - started
-  assert.ok(took >= 900, `rejected after ${took.toFixed(0)} ms, before its 1 s deadline`)
+  // it fails rather than hangs: at our deadline, or earlier when etcd itself gives up on the proposal
+  // ("request timed out", UNAVAILABLE) — which of the two comes first depends on the Raft timers
+  await assert.rejects(etcd.put('k').value('without quorum').options(within(1_000)).exec(),
+    (err: unknown) => err instanceof GRPCDeadlineExceededError || err instanceof GRPCUnavailableError)
   // a serializable read is answered by the surviving member from its own (possibly stale) data
   assert.equal(await etcd.get('k').serializable(true).options(within(1_000)).string(), 'before')
 
