@@ -345,7 +345,9 @@ export class Client extends EventEmitter<ClientEvents> {
       const { dropped } = await this.#restoreShares(userId)
       if (dropped.length > 0) this.emit('sharesDropped', dropped)
     } catch (err) {
-      log.warn('could not restore the shares after resuming the session', { error: err as Error })
+      // a client closing right after start (a short --json script) interrupts the restore: not a problem
+      if (this.#closing !== undefined) log.debug('share restore interrupted by close', { error: err as Error })
+      else log.warn('could not restore the shares after resuming the session', { error: err as Error })
     }
     await this.#resumeDownloads(userId)
   }
