@@ -10,6 +10,7 @@ import { decodeFileMeta, encodeFileMeta } from '../protocol/file-meta.ts'
 import type { FileMeta, FileMetaWire } from '../protocol/file-meta.ts'
 import { validateGroupId, validateUserId } from '../protocol/names.ts'
 import { readJson, writeJsonAtomic } from './data-dir.ts'
+import type { PeerProgress } from '../peer/download.ts'
 
 const FILE_VERSION = 1
 /** Finished downloads kept for show_downloads, per user: the oldest go first. */
@@ -17,14 +18,8 @@ export const MAX_FINISHED_KEPT = 100
 
 export type RecordState = 'running' | 'completed' | 'failed'
 
-export interface PeerContribution {
-  /** The peer's address as the tracker gave it ("ip:port"). */
-  addr: string
-  userId: string
-  /** Verified pieces this peer gave us. */
-  pieces: number
-  connected: boolean
-}
+/** What one peer gave a download: the engine's own per-peer figures, kept in the record as they are. */
+export type PeerContribution = PeerProgress
 
 /** What a finished download looked like at the end (show_downloads after a restart). */
 export interface FinalStats {

@@ -5,7 +5,6 @@
 
 import { EventEmitter, once } from 'node:events'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
-import type { ErrorCode } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import { pieceCount } from '../protocol/file-meta.ts'
 import { Download } from '../peer/download.ts'
@@ -23,23 +22,13 @@ export const MAX_RUNNING_DOWNLOADS = 16
 
 export type DownloadState = 'running' | 'waiting' | 'completed' | 'failed'
 
-/** One line of show_downloads (also the --json shape). */
-export interface DownloadInfo {
-  groupId: string
-  file: string
-  target: string
+/**
+ * One line of show_downloads (also the --json shape): the engine's progress, with the states a user
+ * sees ('verifying' shows as running) and only the peers that gave pieces or are connected now.
+ */
+export type DownloadInfo = Omit<DownloadProgress, 'state' | 'peers'> & {
   state: DownloadState
-  piecesDone: number
-  pieces: number
-  bytesDone: number
-  bytes: number
-  /** Moving average over the last seconds; 0 when finished. */
-  speedBps: number
-  /** Seconds to completion at the current speed; null when unknown or finished. */
-  etaS: number | null
-  /** Every peer that gave pieces or is connected now. */
   peers: PeerContribution[]
-  error?: { code: ErrorCode, message: string }
 }
 
 /** A holder of a file with, over TLS, its certificate and the ticket to show it (peer/download.ts). */
