@@ -30,6 +30,7 @@ import type {
   CallOptions, GroupAccess, GroupRecord, GroupSummary, JoinRequest, LeaveOutcome, Presence, SessionRecord, Store,
   StoredFile, UserRecord,
 } from './store.ts'
+import { ReplicaReads } from './replica-reads.ts'
 
 const log = createLog('store:etcd')
 
@@ -83,7 +84,7 @@ export async function openEtcdStore (opts: EtcdStoreOptions): Promise<EtcdStore>
   return new EtcdStore(client, keys, replica, opts.callTimeoutMs ?? CALL_BUDGET_MS, opts.presenceTtlS ?? PRESENCE_TTL_S)
 }
 
-export class EtcdStore implements Store {
+export class EtcdStore extends ReplicaReads implements Store {
   readonly #client: Etcd3
   readonly #keys: Keys
   readonly #replica: Replica
@@ -94,6 +95,7 @@ export class EtcdStore implements Store {
 
   /** Use openEtcdStore. */
   constructor (client: Etcd3, keys: Keys, replica: Replica, budgetMs: number, presenceTtlS: number) {
+    super()
     this.#client = client
     this.#keys = keys
     this.#replica = replica
@@ -129,10 +131,6 @@ export class EtcdStore implements Store {
     if (!await this.#w.create(call, this.#keys.user(user.userId), value, n)) throw exists()
   }
 
-  async getUser (userId: string, opts?: CallOptions): Promise<UserRecord | undefined> {
-    this.#enter(opts)
-    return this.#model.getUser(userId)
-  }
 
   async createSession (s: SessionRecord, opts?: CallOptions): Promise<void> {
     const call = this.#call('create session', opts)
@@ -143,10 +141,6 @@ export class EtcdStore implements Store {
     }
   }
 
-  async getSession (tokenHash: string, opts?: CallOptions): Promise<SessionRecord | undefined> {
-    this.#enter(opts)
-    return this.#model.getSession(tokenHash)
-  }
 
   async deleteSession (tokenHash: string, opts?: CallOptions): Promise<boolean> {
     const call = this.#call('delete session', opts)
@@ -169,25 +163,9 @@ export class EtcdStore implements Store {
     }
   }
 
-  async getGroup (groupId: string, opts?: CallOptions): Promise<GroupRecord | undefined> {
-    this.#enter(opts)
-    return this.#model.getGroup(groupId)
-  }
 
-  async groupAccess (groupId: string, userId: string, opts?: CallOptions): Promise<GroupAccess | undefined> {
-    this.#enter(opts)
-    return this.#model.groupAccess(groupId, userId)
-  }
 
-  async listGroups (opts?: CallOptions): Promise<GroupSummary[]> {
-    this.#enter(opts)
-    return this.#model.listGroups().slice()
-  }
 
-  async membershipsOf (userId: string, opts?: CallOptions): Promise<{ member: string[], pending: string[] }> {
-    this.#enter(opts)
-    return this.#model.membershipsOf(userId)
-  }
 
   async addRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void> {
     const call = this.#call('add join request', opts)
@@ -209,10 +187,6 @@ export class EtcdStore implements Store {
     })
   }
 
-  async listRequests (groupId: string, opts?: CallOptions): Promise<JoinRequest[]> {
-    this.#enter(opts)
-    return this.#model.listRequests(groupId).slice()
-  }
 
   async acceptRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void> {
     const call = this.#call('accept join request', opts)
@@ -352,15 +326,7 @@ export class EtcdStore implements Store {
     return { restored, gone }
   }
 
-  async listFiles (groupId: string, opts?: CallOptions): Promise<StoredFile[]> {
-    this.#enter(opts)
-    return this.#model.listFiles(groupId).slice()
-  }
 
-  async getFile (groupId: string, fileName: string, opts?: CallOptions): Promise<StoredFile | undefined> {
-    this.#enter(opts)
-    return this.#model.getFile(groupId, fileName)
-  }
 
   // ---------------------------------------------------------------------------------------------
   // Presence
@@ -374,7 +340,7 @@ export class EtcdStore implements Store {
   }
 
   async getPresence (clientIds: readonly string[], opts?: CallOptions): Promise<Map<string, Presence>> {
-    this.#enter(opts)
+    this.enter(opts)
     return this.#presence.get(clientIds)
   }
 
@@ -384,13 +350,16 @@ export class EtcdStore implements Store {
     return this.#replica.model
   }
 
-  #enter (opts: EtcdCallOptions | undefined): void {
-    opts?.signal?.throwIfAborted()
-    if (this.#closing !== undefined) throw new PeershareError('STORE_UNAVAILABLE', 'the tracker store is closed')
+  protected replica (): MemoryModel {
+    return this.#model
+  }
+
+  protected isClosing (): boolean {
+    return this.#closing !== undefined
   }
 
   #call (what: string, opts: EtcdCallOptions | undefined): Call {
-    this.#enter(opts)
+    this.enter(opts)
     return new Call(what, opts, this.#budgetMs)
   }
 

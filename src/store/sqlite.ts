@@ -48,6 +48,7 @@ import type {
   CallOptions, GroupAccess, GroupRecord, GroupSummary, JoinRequest, LeaveOutcome, Presence, SessionRecord, Store,
   StoredFile, UserRecord,
 } from './store.ts'
+import { ReplicaReads } from './replica-reads.ts'
 
 /** Every statement the store runs after open; exported so a test can check they use indexes. */
 export const SQL = {
@@ -113,7 +114,7 @@ async function syncDirectory (dir: string): Promise<void> {
   }
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends ReplicaReads implements Store {
   readonly #db: DatabaseSync
   readonly #wal: FileHandle
   readonly #commit: GroupCommit
@@ -130,6 +131,7 @@ export class SqliteStore implements Store {
 
   /** Use openSqliteStore. */
   constructor (db: DatabaseSync, wal: FileHandle, model: MemoryModel, checkpointer?: Checkpointer) {
+    super()
     this.#db = db
     this.#wal = wal
     this.#model = model
@@ -171,10 +173,6 @@ export class SqliteStore implements Store {
     })
   }
 
-  async getUser (userId: string, opts?: CallOptions): Promise<UserRecord | undefined> {
-    this.#enter(opts)
-    return this.#model.getUser(userId)
-  }
 
   async createSession (s: SessionRecord, opts?: CallOptions): Promise<void> {
     await this.#write(opts, () => {
@@ -185,10 +183,6 @@ export class SqliteStore implements Store {
     })
   }
 
-  async getSession (tokenHash: string, opts?: CallOptions): Promise<SessionRecord | undefined> {
-    this.#enter(opts)
-    return this.#model.getSession(tokenHash)
-  }
 
   async deleteSession (tokenHash: string, opts?: CallOptions): Promise<boolean> {
     return await this.#write(opts, () => {
@@ -211,25 +205,9 @@ export class SqliteStore implements Store {
     })
   }
 
-  async getGroup (groupId: string, opts?: CallOptions): Promise<GroupRecord | undefined> {
-    this.#enter(opts)
-    return this.#model.getGroup(groupId)
-  }
 
-  async groupAccess (groupId: string, userId: string, opts?: CallOptions): Promise<GroupAccess | undefined> {
-    this.#enter(opts)
-    return this.#model.groupAccess(groupId, userId)
-  }
 
-  async listGroups (opts?: CallOptions): Promise<GroupSummary[]> {
-    this.#enter(opts)
-    return this.#model.listGroups().slice()
-  }
 
-  async membershipsOf (userId: string, opts?: CallOptions): Promise<{ member: string[], pending: string[] }> {
-    this.#enter(opts)
-    return this.#model.membershipsOf(userId)
-  }
 
   async addRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void> {
     await this.#write(opts, () => {
@@ -244,10 +222,6 @@ export class SqliteStore implements Store {
     })
   }
 
-  async listRequests (groupId: string, opts?: CallOptions): Promise<JoinRequest[]> {
-    this.#enter(opts)
-    return this.#model.listRequests(groupId).slice()
-  }
 
   async acceptRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void> {
     await this.#write(opts, () => {
@@ -357,28 +331,20 @@ export class SqliteStore implements Store {
     })
   }
 
-  async listFiles (groupId: string, opts?: CallOptions): Promise<StoredFile[]> {
-    this.#enter(opts)
-    return this.#model.listFiles(groupId).slice()
-  }
 
-  async getFile (groupId: string, fileName: string, opts?: CallOptions): Promise<StoredFile | undefined> {
-    this.#enter(opts)
-    return this.#model.getFile(groupId, fileName)
-  }
 
   async presenceUp (presence: Presence, opts?: CallOptions): Promise<void> {
-    this.#enter(opts)
+    this.enter(opts)
     this.#presence.set(presence.clientId, Object.freeze({ ...presence }))
   }
 
   async presenceDown (clientId: string, opts?: CallOptions): Promise<void> {
-    this.#enter(opts)
+    this.enter(opts)
     this.#presence.delete(clientId)
   }
 
   async getPresence (clientIds: readonly string[], opts?: CallOptions): Promise<Map<string, Presence>> {
-    this.#enter(opts)
+    this.enter(opts)
     const out = new Map<string, Presence>()
     for (const id of clientIds) {
       const p = this.#presence.get(id)
@@ -387,9 +353,12 @@ export class SqliteStore implements Store {
     return out
   }
 
-  #enter (opts: CallOptions | undefined): void {
-    opts?.signal?.throwIfAborted()
-    if (this.#closing !== undefined) throw new PeershareError('STORE_UNAVAILABLE', 'the tracker store is closed')
+  protected replica (): MemoryModel {
+    return this.#model
+  }
+
+  protected isClosing (): boolean {
+    return this.#closing !== undefined
   }
 
   #stage (change: () => void): void {
@@ -401,7 +370,7 @@ export class SqliteStore implements Store {
    * succeeded, then waits until the commit is on stable storage.
    */
   async #write<T> (opts: CallOptions | undefined, fn: () => T): Promise<T> {
-    this.#enter(opts)
+    this.enter(opts)
     let result: T
     try {
       this.#begin.run()
