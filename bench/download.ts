@@ -167,7 +167,7 @@ const ticket = signTicket({
 }, ticketKey).toString('base64')
 
 interface Sharer { proc: ChildProcess, next: () => Promise<Record<string, unknown>>, port: number, fingerprint: string, cap: number }
-interface GetResult { seconds: number, cpuUserS: number, cpuSystemS: number, maxRssBytes: number, peers: Array<{ addr: string, pieces: number }> }
+interface GetResult { seconds: number, transferS: number, cpuUserS: number, cpuSystemS: number, maxRssBytes: number, peers: Array<{ addr: string, pieces: number }> }
 interface SharerStats { cpuUserS: number, cpuSystemS: number, maxRssBytes: number, readBytes: number, sentBytes?: number }
 
 /** One sharer process per cap (bytes/s, 0 = none), ready to serve. `tag` names their profiles. */
@@ -216,7 +216,7 @@ async function stopSharers (sharers: Sharer[]): Promise<void> {
 const credits = (res: GetResult): string => res.peers.map((p) => p.pieces).join('+')
 
 function runLine (label: string, res: GetResult, extra = ''): void {
-  console.log(`  ${label}: ${(size / res.seconds / MB).toFixed(0)} MB/s, ${res.seconds.toFixed(2)} s, RSS ${(res.maxRssBytes / MiB).toFixed(0)} MiB, ` +
+  console.log(`  ${label}: ${(size / res.seconds / MB).toFixed(0)} MB/s, ${res.seconds.toFixed(2)} s (${(res.seconds - res.transferS).toFixed(2)} s of it after the last piece), RSS ${(res.maxRssBytes / MiB).toFixed(0)} MiB, ` +
     `pieces per peer ${credits(res)}${extra}`)
 }
 

@@ -1,6 +1,7 @@
 // Child of bench/download.ts: one downloader. Downloads the file of --meta from --peers into --target
-// and prints {"seconds","cpuUserS","cpuSystemS","maxRssBytes","peers"} — the time runs from opening the
-// .part to the final name (fsync and whole-file hash included). With --tls-id DIR, --ticket B64 and
+// and prints {"seconds","transferS","cpuUserS","cpuSystemS","maxRssBytes","peers"} — the time runs from
+// opening the .part to the final name (fsync and whole-file hash included); transferS up to the last
+// piece verified (the rest is the wait for the whole-file hash, the fsync and the rename). With --tls-id DIR, --ticket B64 and
 // --fingerprints F1,F2,... it dials each peer over TLS 1.3 pinned to its fingerprint and shows the ticket.
 
 import { readFile } from 'node:fs/promises'
@@ -36,12 +37,15 @@ const dial: PeerDial | undefined = identity === undefined
 const cpuBefore = process.cpuUsage()
 const start = performance.now()
 const d = await Download.open({ meta, fileId: fileId(meta), groupId: 'bench', target: values.target, locate: async () => peers, ...(dial === undefined ? {} : { dial }) })
+let transferS = 0
+d.on('state', (state) => { if (state === 'verifying') transferS = (performance.now() - start) / 1000 })
 await d.run()
 const seconds = (performance.now() - start) / 1000
 const cpu = process.cpuUsage(cpuBefore) // the download's CPU, without start-up
 const r = process.resourceUsage()
 process.stdout.write(JSON.stringify({
   seconds,
+  transferS,
   cpuUserS: cpu.user / 1e6,
   cpuSystemS: cpu.system / 1e6,
   maxRssBytes: r.maxRSS * 1024,
