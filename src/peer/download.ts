@@ -576,7 +576,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   #startVerifier (): void {
-    this.#verifier = new PieceVerifier({ meta: this.meta, fd: this.#store.fd, onDisk: this.#store.have() })
+    this.#verifier = new PieceVerifier({ meta: this.meta, fd: this.#store.fd, directFd: this.#store.directFd, onDisk: this.#store.have() })
   }
 
   #isOver (): boolean {

@@ -1,9 +1,10 @@
 // Worker thread (node:worker_threads) of one download, started by verifier.ts: takes whole pieces
-// (their ArrayBuffers transferred, never copied), checks each one's SHA-1, writes a good one to the
-// `.part` with positional writes on the file descriptor the main thread opened, and feeds it to the
-// whole-file hash (whole-hash.ts). So the two SHA-1 passes and the disk writes run on the second core
-// while the main thread only moves bytes from sockets into piece buffers. Buffers go back to the main
-// thread's pool as soon as the worker is done with them.
+// (slots of the shared slabs verifier.ts allocates, never copied), checks each one's SHA-1, writes a
+// good one to the `.part` with positional writes on the file descriptors the main thread opened
+// (direct I/O when it has a direct descriptor and the piece is a whole number of aligned blocks), and
+// feeds it to the whole-file hash (whole-hash.ts). So the two SHA-1 passes and the disk writes run on
+// the second core while the main thread only moves bytes from sockets into piece buffers. Slots go
+// back to the main thread's pool as soon as the worker is done with them.
 // Messages in: ToWorker. Out: FromWorker. One message per piece each way, plus releases of held pieces.
 
 import { createHash } from 'node:crypto'
@@ -11,9 +12,15 @@ import { fdatasync, readSync, write } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { SHA1_BYTES } from '../protocol/file-meta.ts'
 import { InOrderHash } from './whole-hash.ts'
+import { DIRECT_IO_ALIGN } from './direct-io.ts'
 
 export interface WorkerInit {
   fd: number
+  /** O_DIRECT descriptor of the same file, or undefined: every write goes through `fd`. */
+  directFd: number | undefined
+  /** Bytes between slots in a slab (pieceBytes rounded up to the direct I/O alignment). */
+  stride: number
+  slabPieces: number
   size: number
   pieceBytes: number
   pieceHashes: Uint8Array
@@ -22,13 +29,16 @@ export interface WorkerInit {
   hold: number
 }
 
-/** A complete piece to verify; `buf` is transferred, its first `length` bytes are the piece. */
-export interface ToWorker { piece: number, buf: ArrayBuffer }
+export type ToWorker =
+  /** A complete piece to verify in slot `slot`; its first `length` bytes are the piece. */
+  | { t: 'piece', piece: number, slot: number }
+  /** The next `slabPieces` slots; sent before any piece in them. */
+  | { t: 'slab', memory: SharedArrayBuffer }
 
 export type FromWorker =
-  /** `buf` is absent while the piece is held for the whole-file hash (a 'release' follows). */
-  | { t: 'piece', piece: number, ok: boolean, error?: string, buf?: ArrayBuffer }
-  | { t: 'release', buf: ArrayBuffer }
+  /** `slot` is absent while the piece is held for the whole-file hash (a 'release' follows). */
+  | { t: 'piece', piece: number, ok: boolean, error?: string, slot?: number }
+  | { t: 'release', slot: number }
   | { t: 'whole', digest: Uint8Array }
   | { t: 'error', error: string }
 
@@ -37,13 +47,18 @@ if (port === null) throw new Error('piece-worker.ts runs as a worker thread')
 const init = workerData as WorkerInit
 const count = init.onDisk.length
 
-const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => { port.postMessage(msg, transfer) }
+const post = (msg: FromWorker): void => { port.postMessage(msg) }
+const slabs: SharedArrayBuffer[] = []
+const slabIndex = new Map<ArrayBufferLike, number>()
+/** The slot a piece's bytes live in (they always start at its beginning). */
+const slotOf = (data: Uint8Array): number => slabIndex.get(data.buffer)! * init.slabPieces + data.byteOffset / init.stride
 const whole = new InOrderHash({
   pieceCount: count,
   onDisk: init.onDisk,
   hold: init.hold,
-  release: (data) => post({ t: 'release', buf: data.buffer as ArrayBuffer }, [data.buffer as ArrayBuffer]),
+  release: (data) => post({ t: 'release', slot: slotOf(data) }),
 })
+let directFd = init.directFd
 // Written bytes after which the worker asks the kernel to write them out (an fdatasync in libuv's pool).
 // The default writeback starts only at 10% of RAM dirty, so without it the whole download waited in the
 // page cache and finish()'s fsync wrote it all at the end (465 ms of a 4 s run for 1 GiB, measured);
@@ -59,23 +74,31 @@ function pieceLength (piece: number): number {
   return Math.min(init.pieceBytes, init.size - piece * init.pieceBytes)
 }
 
-function onPiece (msg: ToWorker): void {
-  const { piece, buf } = msg
-  const data = new Uint8Array(buf, 0, pieceLength(piece))
-  const expected = init.pieceHashes.subarray(piece * SHA1_BYTES, (piece + 1) * SHA1_BYTES)
-  if (!createHash('sha1').update(data).digest().equals(expected)) {
-    post({ t: 'piece', piece, ok: false, buf }, [buf])
+function onMessage (msg: ToWorker): void {
+  if (msg.t === 'slab') {
+    slabIndex.set(msg.memory, slabs.length)
+    slabs.push(msg.memory)
     return
   }
-  // asynchronous (libuv's pool): the next piece is hashed while this one goes to the page cache, which
-  // can stall for long moments under writeback
-  writeAll(data, piece * init.pieceBytes, (err) => {
+  const { piece, slot } = msg
+  const slab = slabs[Math.floor(slot / init.slabPieces)]!
+  const data = new Uint8Array(slab, (slot % init.slabPieces) * init.stride, pieceLength(piece))
+  const expected = init.pieceHashes.subarray(piece * SHA1_BYTES, (piece + 1) * SHA1_BYTES)
+  if (!createHash('sha1').update(data).digest().equals(expected)) {
+    post({ t: 'piece', piece, ok: false, slot })
+    return
+  }
+  writePiece(data, piece * init.pieceBytes, (err) => {
     if (err !== null) {
-      post({ t: 'piece', piece, ok: true, error: err.message, buf }, [buf])
+      post({ t: 'piece', piece, ok: true, error: err.message, slot })
       return
     }
     if (whole.add(piece, data)) post({ t: 'piece', piece, ok: true })
-    else post({ t: 'piece', piece, ok: true, buf }, [buf])
+    else post({ t: 'piece', piece, ok: true, slot })
+    if (directFd !== undefined) {
+      progress()
+      return
+    }
     unflushed += data.length
     if (unflushed >= FLUSH_EVERY_BYTES && !flushing) {
       unflushed = 0
@@ -86,11 +109,32 @@ function onPiece (msg: ToWorker): void {
   })
 }
 
-function writeAll (data: Uint8Array, position: number, done: (err: Error | null) => void, at = 0): void {
-  write(init.fd, data, at, data.length - at, position + at, (err, n) => {
+/**
+ * Asynchronous (libuv's pool): the next piece is hashed while this one is written. Direct when it can
+ * be; a direct write the file system refuses after all (EINVAL: alignment it does not accept) turns
+ * direct I/O off for the rest of the download and the piece is written again through the page cache.
+ */
+function writePiece (data: Uint8Array, position: number, done: (err: Error | null) => void): void {
+  const fd = directFd
+  if (fd === undefined || data.length % DIRECT_IO_ALIGN !== 0) {
+    writeAll(init.fd, data, position, done)
+    return
+  }
+  writeAll(fd, data, position, (err) => {
+    if (err === null || (err as NodeJS.ErrnoException).code !== 'EINVAL') {
+      done(err)
+      return
+    }
+    directFd = undefined
+    writeAll(init.fd, data, position, done)
+  })
+}
+
+function writeAll (fd: number, data: Uint8Array, position: number, done: (err: Error | null) => void, at = 0): void {
+  write(fd, data, at, data.length - at, position + at, (err, n) => {
     if (err !== null) done(err)
     else if (n === 0) done(new Error('the write made no progress'))
-    else if (at + n < data.length) writeAll(data, position, done, at + n)
+    else if (at + n < data.length) writeAll(fd, data, position, done, at + n)
     else done(null)
   })
 }
@@ -126,5 +170,5 @@ function progress (): void {
   })
 }
 
-port.on('message', onPiece)
+port.on('message', onMessage)
 progress()

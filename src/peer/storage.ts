@@ -4,6 +4,7 @@
 // Which pieces to fetch, and from whom, is download.ts's business.
 
 import { createHash } from 'node:crypto'
+import { constants } from 'node:fs'
 import { link, lstat, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -12,6 +13,7 @@ import { PeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import { pieceCount, pieceHash, pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
+import { DIRECT_IO_ALIGN } from './direct-io.ts'
 import { verifyPiece } from './hashing.ts'
 import type { PieceSource } from './server.ts'
 
@@ -28,6 +30,8 @@ export interface PieceStoreOptions {
   target: string
   meta: FileMeta
   fileId: string
+  /** Open the direct-write descriptor (directFd) when the platform allows; default true. */
+  directIo?: boolean
 }
 
 export type FinishResult = { ok: true } | { ok: false, bad: number[] }
@@ -41,13 +45,15 @@ export class PieceStore {
   /** Pieces trusted from a resume record when opened. */
   readonly resumed: number
   #fh: FileHandle | undefined
+  #direct: FileHandle | undefined
   #have: Bitfield
   #dirty = false
   #saveTimer: NodeJS.Timeout | undefined
   #saving: Promise<void> = Promise.resolve()
 
-  private constructor (opts: PieceStoreOptions, fh: FileHandle, have: Bitfield) {
+  private constructor (opts: PieceStoreOptions, fh: FileHandle, direct: FileHandle | undefined, have: Bitfield) {
     this.meta = opts.meta
+    this.#direct = direct
     this.fileId = opts.fileId
     this.target = opts.target
     this.partPath = `${opts.target}.part`
@@ -98,7 +104,7 @@ export class PieceStore {
       await fh.close()
       throw new PeershareError('UNAVAILABLE', `cannot size ${partPath} to ${meta.size} bytes: ${(err as Error).message}`, { cause: err })
     }
-    const store = new PieceStore(opts, fh, have)
+    const store = new PieceStore(opts, fh, opts.directIo === false ? undefined : await openDirect(partPath, meta.pieceBytes), have)
     if (resave) await store.#save()
     return store
   }
@@ -106,6 +112,16 @@ export class PieceStore {
   /** The `.part`'s file descriptor, for piece-worker.ts's positional writes (valid until close()). */
   get fd (): number {
     return this.#open().fd
+  }
+
+  /**
+   * A second descriptor of the `.part` opened with O_DIRECT (direct-io.ts says why), for
+   * piece-worker.ts's whole-piece writes from page-aligned buffers; undefined where the file system or
+   * platform has none (tmpfs, macOS) or pieces are not a multiple of DIRECT_IO_ALIGN.
+   */
+  get directFd (): number | undefined {
+    this.#open()
+    return this.#direct?.fd
   }
 
   /** Verified pieces; the live set (do not modify). */
@@ -200,8 +216,11 @@ export class PieceStore {
     if (this.#fh === undefined) return
     await this.flush().catch(() => {})
     const fh = this.#fh
+    const direct = this.#direct
     this.#fh = undefined
+    this.#direct = undefined
     await fh.close()
+    await direct?.close()
   }
 
   /** Closes and deletes `.part` and its resume record (a download that can never succeed). */
@@ -378,6 +397,18 @@ async function exists (path: string): Promise<boolean> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
     throw new PeershareError('UNAVAILABLE', `cannot check ${path}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** The `.part` opened for direct writes, or undefined where direct I/O is not available. */
+async function openDirect (path: string, pieceBytes: number): Promise<FileHandle | undefined> {
+  const flag = (constants as Record<string, number | undefined>).O_DIRECT
+  if (flag === undefined || pieceBytes % DIRECT_IO_ALIGN !== 0) return undefined
+  try {
+    return await open(path, constants.O_WRONLY | flag)
+  } catch (err) {
+    log.debug('no direct I/O for this file: buffered writes', { path, error: err as Error })
+    return undefined
   }
 }
 

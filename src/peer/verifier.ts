@@ -1,9 +1,11 @@
-// The main thread's side of piece-worker.ts, for one download: a pool of piece buffers (one
-// ArrayBuffer each, reused: blocks are copied straight into them, so nothing else is allocated per
-// piece) and submit(), which hands a complete piece to the worker (transferred, not copied) to be
-// hashed, written and fed to the whole-file hash. Memory is bounded by the callers: the picker bounds
-// the pieces being assembled, download.ts the pieces submitted (MAX_PENDING_WRITES), whole-hash.ts
-// the pieces held (HOLD_PIECES); the pool only ever holds what was in use at the peak.
+// The main thread's side of piece-worker.ts, for one download: a pool of piece buffers and submit(),
+// which hands a complete piece to the worker to be hashed, written and fed to the whole-file hash.
+// The buffers are slots in slabs of shared WebAssembly memory: shared, so a piece crosses to the
+// worker as a slot number (no copy, no transfer), and page-aligned, so the worker can write it to the
+// `.part` with direct I/O (storage.ts directFd). Blocks are copied straight into them, so nothing else
+// is allocated per piece. Memory is bounded by the callers: the picker bounds the pieces being
+// assembled, download.ts the pieces submitted (MAX_PENDING_WRITES), whole-hash.ts the pieces held
+// (HOLD_PIECES); the pool grows a slab at a time up to what was in use at the peak.
 
 import { Worker } from 'node:worker_threads'
 import type { Bitfield } from '../common/bitfield.ts'
@@ -12,6 +14,16 @@ import { pieceCount } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import type { FromWorker, ToWorker, WorkerInit } from './piece-worker.ts'
 import { HOLD_PIECES } from './whole-hash.ts'
+import { DIRECT_IO_ALIGN } from './direct-io.ts'
+
+/** Piece slots per slab of shared memory (4 MiB of 512 KiB pieces). */
+export const SLAB_PIECES = 8
+const WASM_PAGE = 65536
+// WebAssembly's memory is the one page-aligned, shareable allocation JavaScript has; its types live in
+// TypeScript's DOM library, which this project does not load.
+const { Memory: WasmMemory } = (globalThis as unknown as {
+  WebAssembly: { Memory: new (d: { initial: number, maximum: number, shared: true }) => { buffer: SharedArrayBuffer } }
+}).WebAssembly
 
 export type PieceVerdict = 'ok' | 'bad'
 
@@ -19,6 +31,8 @@ export interface VerifierOptions {
   meta: FileMeta
   /** The `.part`'s descriptor (PieceStore.fd): the worker writes good pieces there. */
   fd: number
+  /** The `.part` opened for direct I/O (PieceStore.directFd): whole aligned pieces go there instead. */
+  directFd?: number | undefined
   /** Pieces verified on disk already (resume): read back for the whole-file hash. */
   onDisk: Bitfield
   hold?: number
@@ -29,7 +43,12 @@ interface Waiter { resolve: (v: PieceVerdict) => void, reject: (e: PeershareErro
 export class PieceVerifier {
   readonly #worker: Worker
   readonly #pieceBytes: number
-  readonly #free: ArrayBuffer[] = []
+  readonly #stride: number
+  /** One Buffer view per slot, made once: acquire() hands them out, submit() knows them by identity. */
+  readonly #views: Buffer[] = []
+  readonly #slotOf = new Map<Buffer, number>()
+  readonly #free: number[] = []
+  readonly #lent = new Set<number>()
   readonly #waiting = new Map<number, Waiter>()
   readonly #whole: Promise<Buffer>
   #wholeSettle!: { resolve: (d: Buffer) => void, reject: (e: PeershareError) => void }
@@ -38,11 +57,15 @@ export class PieceVerifier {
 
   constructor (opts: VerifierOptions) {
     this.#pieceBytes = opts.meta.pieceBytes
+    this.#stride = Math.ceil(opts.meta.pieceBytes / DIRECT_IO_ALIGN) * DIRECT_IO_ALIGN
     const count = pieceCount(opts.meta.size, opts.meta.pieceBytes)
     const onDisk = new Uint8Array(count)
     for (let i = 0; i < count; i++) if (opts.onDisk.get(i)) onDisk[i] = 1
     const init: WorkerInit = {
       fd: opts.fd,
+      directFd: opts.directFd,
+      stride: this.#stride,
+      slabPieces: SLAB_PIECES,
       size: opts.meta.size,
       pieceBytes: opts.meta.pieceBytes,
       pieceHashes: Uint8Array.from(opts.meta.pieceHashes),
@@ -60,9 +83,12 @@ export class PieceVerifier {
     })
   }
 
-  /** A buffer for one piece (pieceBytes long, contents undefined): from the pool, or new. */
+  /** A buffer for one piece (pieceBytes long, contents undefined): from the pool, which grows when empty. */
   acquire (): Buffer {
-    return Buffer.from(this.#free.pop() ?? new ArrayBuffer(this.#pieceBytes))
+    if (this.#free.length === 0) this.#addSlab()
+    const slot = this.#free.pop()!
+    this.#lent.add(slot)
+    return this.#views[slot]!
   }
 
   /** Buffers idle in the pool (tests: every buffer comes back). */
@@ -70,19 +96,25 @@ export class PieceVerifier {
     return this.#free.length
   }
 
+  /** Buffers the pool holds in all (idle, being filled, or with the worker). */
+  get capacity (): number {
+    return this.#views.length
+  }
+
   /**
-   * Verifies piece `piece` held in `buf` (from acquire(); it is transferred: do not touch it again).
+   * Verifies piece `piece` held in `buf` (from acquire(); the worker owns it from here: do not touch it again).
    * 'ok': the piece matched its hash and is written to the `.part`. 'bad': it did not; nothing written.
    * Rejects UNAVAILABLE when the write failed, INTERNAL when the worker died.
    */
   submit (piece: number, buf: Buffer): Promise<PieceVerdict> {
     if (this.#error !== undefined) return Promise.reject(this.#error)
     if (this.#waiting.has(piece)) return Promise.reject(new PeershareError('INTERNAL', `piece ${piece} submitted twice`))
-    const ab = buf.buffer as ArrayBuffer
-    const msg: ToWorker = { piece, buf: ab }
+    const slot = this.#slotOf.get(buf)
+    if (slot === undefined || !this.#lent.delete(slot)) return Promise.reject(new PeershareError('INTERNAL', `piece ${piece}: not a buffer from acquire()`))
+    const msg: ToWorker = { t: 'piece', piece, slot }
     return new Promise((resolve, reject) => {
       this.#waiting.set(piece, { resolve, reject })
-      this.#worker.postMessage(msg, [ab])
+      this.#worker.postMessage(msg)
     })
   }
 
@@ -102,7 +134,7 @@ export class PieceVerifier {
   #onMessage (msg: FromWorker): void {
     switch (msg.t) {
       case 'piece': {
-        if (msg.buf !== undefined) this.#free.push(msg.buf)
+        if (msg.slot !== undefined) this.#free.push(msg.slot)
         const w = this.#waiting.get(msg.piece)
         this.#waiting.delete(msg.piece)
         if (w === undefined) return
@@ -110,10 +142,25 @@ export class PieceVerifier {
         else w.resolve(msg.ok ? 'ok' : 'bad')
         break
       }
-      case 'release': this.#free.push(msg.buf); break
+      case 'release': this.#free.push(msg.slot); break
       case 'whole': this.#wholeSettle.resolve(Buffer.from(msg.digest)); break
       case 'error': this.#failAll(new PeershareError('UNAVAILABLE', msg.error)); break
     }
+  }
+
+  /** SLAB_PIECES more slots: a new shared memory, announced to the worker before any piece in it. */
+  #addSlab (): void {
+    const pages = Math.ceil(SLAB_PIECES * this.#stride / WASM_PAGE)
+    const memory = new WasmMemory({ initial: pages, maximum: pages, shared: true }).buffer
+    const first = this.#views.length
+    for (let i = 0; i < SLAB_PIECES; i++) {
+      const view = Buffer.from(memory, i * this.#stride, this.#pieceBytes)
+      this.#views.push(view)
+      this.#slotOf.set(view, first + i)
+    }
+    for (let i = SLAB_PIECES - 1; i >= 0; i--) this.#free.push(first + i) // lowest slot first: touches fewer pages
+    const msg: ToWorker = { t: 'slab', memory }
+    this.#worker.postMessage(msg)
   }
 
   #failAll (err: PeershareError): void {

@@ -9,12 +9,14 @@ import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
 
 /**
- * Out-of-order pieces kept in memory for the cursor: 8 MiB of 512 KiB pieces. Pieces complete out of
- * order by up to the peers' request queues (picker.ts); past this the farthest is read back later,
- * a cheap page-cache read. 32 made no difference we could measure on this (noisy) machine and costs
- * 8 MiB more.
+ * Out-of-order pieces kept in memory for the cursor (at most 32 MiB of 512 KiB pieces). Pieces
+ * complete out of order by up to the pieces in flight: 8 peers (download.ts MAX_PEERS) × 32 blocks
+ * (pipeline.ts MAX_DEPTH) = 64 pieces. Past this the farthest is read back later, and since pieces
+ * are written with direct I/O that read goes to the disk, not the page cache: with 16, three sharers
+ * made ~1 s of read-backs after the last piece and halved the throughput (bench:download). Memory is
+ * only spent when pieces really arrive out of order; peak RSS did not move.
  */
-export const HOLD_PIECES = 16
+export const HOLD_PIECES = 64
 
 export interface InOrderHashOptions {
   pieceCount: number

@@ -3,13 +3,16 @@
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { constants } from 'node:fs'
+import { open, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { test } from 'node:test'
+import type { TestContext } from 'node:test'
 import { Bitfield } from '../../src/common/bitfield.ts'
 import { PIECE_BYTES, pieceCount } from '../../src/protocol/file-meta.ts'
+import type { FileMeta } from '../../src/protocol/file-meta.ts'
 import { PieceStore } from '../../src/peer/storage.ts'
-import { PieceVerifier } from '../../src/peer/verifier.ts'
+import { PieceVerifier, SLAB_PIECES } from '../../src/peer/verifier.ts'
 import { makeFile } from '../helpers/peer.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 
@@ -19,13 +22,33 @@ function piece (bytes: Buffer, i: number): Buffer {
   return bytes.subarray(i * PIECE_BYTES, Math.min(bytes.length, (i + 1) * PIECE_BYTES))
 }
 
-test('verifies and writes good pieces, refuses bad ones, reuses buffers and yields the whole-file hash', async (t) => {
-  const dir = await tmpDir(t)
-  const src = await makeFile(dir, 'src.bin', SIZE)
-  const bytes = await readFile(src.path)
-  const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id })
-  t.after(() => store.close())
-  const v = new PieceVerifier({ meta: src.meta, fd: store.fd, onDisk: store.have() })
+/** Whether this directory's file system takes O_DIRECT (tmpfs does not). */
+async function takesDirectIo (dir: string): Promise<boolean> {
+  const path = join(dir, 'probe')
+  await writeFile(path, '')
+  try {
+    await (await open(path, constants.O_WRONLY | constants.O_DIRECT)).close()
+    return true
+  } catch {
+    return false
+  }
+}
+
+for (const directIo of [true, false]) {
+  test(`verifies and writes good pieces, refuses bad ones, reuses buffers and yields the whole-file hash (${directIo ? 'direct' : 'buffered'} writes)`, async (t) => {
+    const dir = await tmpDir(t)
+    const src = await makeFile(dir, 'src.bin', SIZE)
+    const bytes = await readFile(src.path)
+    const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id, directIo })
+    t.after(() => store.close())
+    assert.equal(store.directFd !== undefined, directIo && await takesDirectIo(dir))
+    await checkVerifier(t, store, src.meta, bytes)
+  })
+}
+
+async function checkVerifier (t: TestContext, store: PieceStore, meta: FileMeta, bytes: Buffer): Promise<void> {
+  const dir = dirname(store.target)
+  const v = new PieceVerifier({ meta, fd: store.fd, directFd: store.directFd, onDisk: store.have() })
   t.after(() => v.close())
   const submit = (i: number, data: Buffer): Promise<string> => {
     const buf = v.acquire()
@@ -38,10 +61,25 @@ test('verifies and writes good pieces, refuses bad ones, reuses buffers and yiel
   const order = [3, 1, 5, 0, 2, 4] // out of order: 3, 1 and 5 are held for the whole-file hash
   assert.deepEqual(await Promise.all(order.map((i) => submit(i, piece(bytes, i)))), order.map(() => 'ok'))
   assert.deepEqual(await v.wholeDigest(), createHash('sha1').update(bytes).digest())
-  assert.ok(v.pooled >= 1 && v.pooled <= order.length + 1, `pool holds ${v.pooled} buffers`)
+  assert.equal(v.pooled, v.capacity, 'every buffer is back in the pool')
+  assert.ok(v.capacity <= SLAB_PIECES, `one slab covers ${order.length} pieces in flight, not ${v.capacity} buffers`)
   for (const i of order) store.markVerified(i)
   assert.deepEqual(await store.finish(await v.wholeDigest()), { ok: true })
   assert.deepEqual(await readFile(join(dir, 'out.bin')), bytes)
+}
+
+test('submit refuses a buffer that is not from acquire(), or one already submitted', async (t) => {
+  const dir = await tmpDir(t)
+  const src = await makeFile(dir, 'src.bin', SIZE)
+  const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id })
+  t.after(() => store.close())
+  const v = new PieceVerifier({ meta: src.meta, fd: store.fd, directFd: store.directFd, onDisk: store.have() })
+  t.after(() => v.close())
+  await assert.rejects(v.submit(0, Buffer.alloc(PIECE_BYTES)), { code: 'INTERNAL' })
+  const buf = v.acquire()
+  ;(await readFile(src.path)).copy(buf, 0, 0, PIECE_BYTES)
+  assert.equal(await v.submit(0, buf), 'ok')
+  await assert.rejects(v.submit(1, buf), { code: 'INTERNAL' }) // back in the pool: not lent any more
 })
 
 test('after a resume the pieces already on disk are read back for the whole-file hash', async (t) => {
