@@ -158,6 +158,7 @@ function nextRequest (w: Worker, i: number): [string, Record<string, unknown>] {
 async function run (workers: Worker[]): Promise<void> {
   for (const w of workers) w.conn.skipResults = true // the mix never reads a result
   const latencies: number[] = []
+  const byOp = new Map<string, number[]>()
   const errors: Record<string, number> = {}
   let measuring = false
   let stop = false
@@ -173,7 +174,12 @@ async function run (workers: Worker[]): Promise<void> {
         errors[key] = (errors[key] ?? 0) + 1
         if (reply.error?.code === 'CLOSED') return
       }
-      if (measuring) latencies.push(dt)
+      if (measuring) {
+        latencies.push(dt)
+        let mine = byOp.get(op)
+        if (mine === undefined) byOp.set(op, mine = [])
+        mine.push(dt)
+      }
     }
   })
   await new Promise((resolve) => setTimeout(resolve, warmupMs))
@@ -192,6 +198,11 @@ async function run (workers: Worker[]): Promise<void> {
   process.stdout.write(JSON.stringify({
     connections: n, requests: count, seconds: elapsed, rps: count / elapsed,
     p50ms: q(0.5), p99ms: q(0.99), maxms: sorted[count - 1] ?? NaN, errors,
+    // which operations make the tail: each one's share of the requests, its p50 and p99
+    ops: Object.fromEntries([...byOp].map(([op, xs]) => {
+      const s = Float64Array.from(xs).sort()
+      return [op, { share: xs.length / count, p50ms: s[Math.floor(0.5 * s.length)]!, p99ms: s[Math.min(s.length - 1, Math.floor(0.99 * s.length))]! }]
+    })),
   }) + '\n')
 }
 

@@ -80,7 +80,10 @@ class BenchFailure extends Error {}
 let stopping = false
 const died: string[] = []
 
-interface LoadResult { connections: number, requests: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number> }
+interface LoadResult {
+  connections: number, requests: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number>
+  ops?: Record<string, { share: number, p50ms: number, p99ms: number }>
+}
 
 // /proc/<pid>/stat counts CPU time in clock ticks: 100 per second on Linux (USER_HZ)
 const TICKS_PER_S = 100
@@ -226,6 +229,10 @@ try {
       const r = await load(ports, n, trackers, modeArgs)
       console.log(row([`${label}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
         (r.rps / base.rps).toFixed(2), trackerCount === 1 ? mb(r.peakRss[0]!) : mbs(r.peakRss), r.cpuUsPerReq.toFixed(1) + ' µs']))
+      if (r.ops !== undefined) {
+        console.log('  by operation (share, p50, p99): ' + Object.entries(r.ops).sort((a, b) => b[1].share - a[1].share)
+          .map(([op, o]) => `${op} ${(100 * o.share).toFixed(0)}% ${o.p50ms.toFixed(1)}/${o.p99ms.toFixed(1)} ms`).join(', '))
+      }
       const errs = Object.entries(r.errors)
       if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
       // a dead tracker makes every later figure meaningless: stop here, and say why
