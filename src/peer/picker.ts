@@ -15,7 +15,15 @@
 //     in file order, so the downloader hashes the whole file as it goes (whole-hash.ts) with a few
 //     pieces held in memory, instead of re-reading the file at the end. Rarity still comes first: a
 //     rarer piece anywhere wins over the window, and with no equally rare piece in it the tie-break is
-//     over all of them, as before.
+//     over all of them, as before. A peer SLOW_PEER_RATIO times slower than the others together starts
+//     its pieces from the back of the file instead, and leaves the blocks left in pieces others started
+//     to them: near the front, each piece it held stalled the whole-file hash while the others fetched
+//     more than it can hold, and the hashing left over made the download's end late (a 1 MB/s peer
+//     beside three unlimited ones: 0.6-0.75 s after the last piece instead of 0.01 s, bench:download
+//     --limits). At the back, the endgame (4) gives its last blocks to the fast peers too. Before all
+//     this, a fast peer duplicates the blocks of the first missing piece when the hash waits on it
+//     (RESCUE_AHEAD verified past it) and they wait on a slow or unmeasured peer, as in the endgame:
+//     that covers a slow peer's first piece, given before its rate is known.
 //  3. Pipelining: each peer is kept at a target depth of outstanding requests, proportional to its
 //     measured throughput (pipeline.ts), so a slow peer holds few blocks hostage.
 //  4. Endgame: once every missing block (that some peer has) is requested, idle peers duplicate
@@ -26,7 +34,8 @@
 //     fails its hash returns to the pool and every peer that contributed gets a strike (MAX_STRIKES: drop
 //     it). The refetch of a failed piece is given to a single peer, so a second failure names the culprit.
 // Costs: next() is O(started pieces) + the rarity scan (O(1) for a seeder, O(free pieces) at worst)
-// + the window scan from the first missing piece (at most NEAR_SCAN_LIMIT pieces, a few in practice);
+// + the window scan from the first missing piece (at most NEAR_SCAN_LIMIT pieces, a few in practice;
+// from the end for a slow peer) + O(peers) for the rates + O(blocks of a piece) for the rescue;
 // onBlock, onReject and peerHave are O(1); expire is O(peers + expired); add/removePeer are O(pieces).
 
 import { Bitfield } from '../common/bitfield.ts'
@@ -34,6 +43,7 @@ import { pieceCount, pieceLength } from '../protocol/file-meta.ts'
 import { BLOCK_BYTES, RejectReason } from '../protocol/wire.ts'
 import { PeerPipeline, TARGET_QUEUE_MS } from './pipeline.ts'
 import { RarityIndex } from './rarity.ts'
+import { HOLD_PIECES } from './whole-hash.ts'
 
 // 20 × the queue time the pipeline aims for: only a peer that has stalled misses it
 export const REQUEST_TIMEOUT_MS = 20 * TARGET_QUEUE_MS
@@ -45,6 +55,13 @@ export const MAX_STRIKES = 3 // hash failures a peer contributed to before we te
 // out of that and had to be read back.
 export const NEAR_WINDOW = 4
 const NEAR_SCAN_LIMIT = 1024 // bounds the scan past started and verified pieces (O(1) per start)
+// While a peer this many times slower than the rest fetches one piece near the front, the rest fetch
+// more pieces than whole-hash.ts holds out of order: the hash waits for that piece and reads the
+// overflow back later. Equal peers never qualify (MAX_PEERS is 8), rate-limited ones far below do.
+export const SLOW_PEER_RATIO = HOLD_PIECES
+// Pieces verified past the first missing one at which its slow holder is helped (#rescue): half of
+// what whole-hash.ts holds, so the duplicates arrive (behind a fast peer's queue) before it spills.
+export const RESCUE_AHEAD = HOLD_PIECES / 2
 
 export type PeerId = string
 
@@ -198,14 +215,21 @@ export class Picker {
     let want = peer.pipeline.depth(this.#blockBytes) - peer.inflight.size
     if (want <= 0) return []
     const out: Block[] = []
+    const slow = this.#isSlow(peer)
+    while (this.#firstMissing < this.pieceCount && this.#have.get(this.#firstMissing)) this.#firstMissing++
+    if (!slow) want -= this.#rescue(peer, want, out, now)
     for (const prog of this.#started) { // deleting the current entry while iterating a Set is safe
       if (want === 0) return out
       if (!peer.has.get(prog.piece) || (prog.exclusive !== undefined && prog.exclusive !== peer)) continue
+      if (slow && this.#fastCanFinish(prog, peer)) continue // it would hold up a piece near the front
       want -= this.#take(peer, prog, want, out, now)
     }
+    const usable = (i: number): boolean => peer.has.get(i)
     while (want > 0) {
       while (this.#firstMissing < this.pieceCount && this.#have.get(this.#firstMissing)) this.#firstMissing++
-      const piece = this.#rarity.rarestNear(i => peer.has.get(i), this.#firstMissing, NEAR_WINDOW, NEAR_SCAN_LIMIT)
+      const piece = slow
+        ? this.#rarity.rarestFar(usable, NEAR_SCAN_LIMIT)
+        : this.#rarity.rarestNear(usable, this.#firstMissing, NEAR_WINDOW, NEAR_SCAN_LIMIT)
       if (piece < 0) break
       want -= this.#take(peer, this.#start(piece, peer), want, out, now)
     }
@@ -410,6 +434,44 @@ export class Picker {
       }
     }
     return this.#block(piece, b)
+  }
+
+  /**
+   * Duplicates to `peer` the outstanding blocks of the first missing piece when the whole-file hash
+   * waits on it (RESCUE_AHEAD verified past it) and their holder is slow or unmeasured.
+   */
+  #rescue (peer: PeerState, max: number, out: Block[], now: number): number {
+    if (this.#have.count() - this.#firstMissing < RESCUE_AHEAD) return 0
+    const prog = this.#progress.get(this.#firstMissing)
+    if (prog === undefined || prog.exclusive !== undefined || !peer.has.get(prog.piece) || this.#isSlow(peer)) return 0
+    let taken = 0
+    for (let b = 0; b < prog.owners.length && taken < max; b++) {
+      const owners = prog.owners[b]!
+      if (prog.from[b] !== undefined || owners.length === 0 || owners.length >= ENDGAME_MAX_OWNERS || owners.includes(peer)) continue
+      if (!owners.every(o => o.pipeline.rate === undefined || this.#isSlow(o))) continue
+      owners.push(peer)
+      peer.inflight.set(prog.piece * this.#blocksPerPiece + b, now)
+      out.push(this.#block(prog.piece, b))
+      taken++
+    }
+    return taken
+  }
+
+  /** Another peer started `prog`, and a peer that is not slow could fetch its remaining blocks. */
+  #fastCanFinish (prog: Progress, slow: PeerState): boolean {
+    const started = prog.from.some(p => p !== undefined && p !== slow) || prog.owners.some(o => o.some(p => p !== slow))
+    if (!started) return false
+    for (const p of this.#peers.values()) if (p !== slow && p.has.get(prog.piece) && !this.#isSlow(p)) return true
+    return false
+  }
+
+  /** Measured at under 1/SLOW_PEER_RATIO of the other peers' rates together (an unmeasured peer is not). */
+  #isSlow (peer: PeerState): boolean {
+    const rate = peer.pipeline.rate
+    if (rate === undefined) return false
+    let others = 0
+    for (const p of this.#peers.values()) if (p !== peer) others += p.pipeline.rate ?? 0
+    return rate * SLOW_PEER_RATIO < others
   }
 
   /** Endgame: every missing block some peer has is already requested. */

@@ -94,6 +94,23 @@ export class RarityIndex {
     return near[Math.floor(this.#rand() * near.length)]!
   }
 
+  /**
+   * Like rarest(), but among the free pieces exactly as rare as that answer, the last one in piece order,
+   * looked for among the last `scanLimit` pieces (past them: rarest()'s answer). For a slow peer
+   * (picker.ts): its piece then completes long before the in-order whole-file hash reaches it, instead
+   * of holding that hash up. Cost: rarest() + the pieces scanned back from the end.
+   */
+  rarestFar (usable: (piece: number) => boolean, scanLimit: number): number {
+    const best = this.rarest(usable)
+    if (best < 0) return best
+    const a = this.#avail[best]!
+    const stop = Math.max(0, this.#pos.length - scanLimit)
+    for (let i = this.#pos.length - 1; i >= stop; i--) {
+      if (this.#pos[i]! >= 0 && this.#avail[i] === a && usable(i)) return i
+    }
+    return best
+  }
+
   /** True while some free piece is available from at least one peer. */
   anyFreeAvailable (): boolean {
     for (let a = 1; a < this.#buckets.length; a++) if (this.#buckets[a]!.length > 0) return true
