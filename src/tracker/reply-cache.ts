@@ -19,11 +19,25 @@ import { FRAME_HEADER_BYTES } from '../protocol/frame.ts'
 import type { GroupSummary, Presence, StoredFile } from '../store/store.ts'
 import { fileFacts } from './listings.ts'
 
-/** A result already encoded as JSON (UTF-8): server.ts sends it as the reply's `result` without re-encoding. */
+/**
+ * A result already encoded as JSON (UTF-8): server.ts sends it as the reply's `result` without
+ * re-encoding. Its bytes are `parts` in order: slices of buffers the cache shares between replies
+ * (a list_groups reply is the shared list with a few roles in between), so thousands of replies
+ * waiting in socket buffers hold one copy of the list, not one each.
+ */
 export class EncodedResult {
-  readonly json: Buffer
-  constructor (json: Buffer) {
-    this.json = json
+  readonly parts: readonly Buffer[]
+  readonly length: number
+  constructor (parts: Buffer | readonly Buffer[]) {
+    this.parts = Buffer.isBuffer(parts) ? [parts] : parts
+    let length = 0
+    for (const p of this.parts) length += p.length
+    this.length = length
+  }
+
+  /** The whole JSON as one buffer (a copy unless it is a single part). */
+  get json (): Buffer {
+    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length)
   }
 }
 
@@ -60,19 +74,31 @@ const ROLE_JSON: Record<Exclude<GroupListing['role'], 'none'>, Buffer> = {
   pending: Buffer.from('"pending"'),
 }
 
+// Replies up to this size are copied into one frame buffer (one socket write, no per-part cost);
+// bigger ones go out as the frame head, the shared parts themselves, and the closing brace.
+export const COPY_REPLY_BELOW = 16 * 1024
+
 /**
- * The frame of `{"id":id,"ok":true,"result":<json>}`: the bytes JSON.stringify would give, with the
- * result copied in rather than encoded again.
+ * The frame of `{"id":id,"ok":true,"result":<json>}` as buffers to write in order: the bytes
+ * JSON.stringify would give, with the result copied in (small) or referenced (big) rather than
+ * encoded again.
  */
-export function encodeResultFrame (id: number, result: EncodedResult): Buffer {
+export function encodeResultFrame (id: number, result: EncodedResult): Buffer[] {
   const head = `{"id":${id},"ok":true,"result":`
-  const length = head.length + result.json.length + 1
+  const length = head.length + result.length + 1
+  if (length >= COPY_REPLY_BELOW) {
+    const start = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head.length)
+    start.writeUInt32BE(length, 0)
+    start.write(head, FRAME_HEADER_BYTES, 'latin1') // ASCII only: digits and punctuation
+    return [start, ...result.parts, CLOSE_ROW]
+  }
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length)
   out.writeUInt32BE(length, 0)
-  out.write(head, FRAME_HEADER_BYTES, 'latin1') // ASCII only: digits and punctuation
-  result.json.copy(out, FRAME_HEADER_BYTES + head.length)
-  out[out.length - 1] = 0x7d // }
-  return out
+  out.write(head, FRAME_HEADER_BYTES, 'latin1')
+  let at = FRAME_HEADER_BYTES + head.length
+  for (const p of result.parts) at += p.copy(out, at)
+  out[at] = 0x7d // }
+  return [out]
 }
 
 const groupPart = new WeakMap<GroupSummary, string>()
@@ -165,20 +191,18 @@ export class ReplyCache {
     for (const id of mine.member) { const i = entry.index.get(id); if (i !== undefined) roles.set(i, 'member') }
     for (const i of entry.owned.get(userId) ?? []) roles.set(i, 'owner')
     if (roles.size === 0) return new EncodedResult(entry.json)
+    // the reply is the shared bytes cut at the user's roles: slices, nothing copied
     const places = [...roles.keys()].sort((x, y) => x - y)
-    let length = entry.json.length
-    for (const i of places) length += ROLE_JSON[roles.get(i)!].length - NONE.length
-    const out = Buffer.allocUnsafe(length)
+    const parts: Buffer[] = []
     let from = 0
-    let to = 0
     for (const i of places) {
       const at = entry.roleAt[i]!
-      to += entry.json.copy(out, to, from, at)
-      to += ROLE_JSON[roles.get(i)!].copy(out, to)
+      if (at > from) parts.push(entry.json.subarray(from, at))
+      parts.push(ROLE_JSON[roles.get(i)!])
       from = at + NONE.length
     }
-    entry.json.copy(out, to, from)
-    return new EncodedResult(out)
+    parts.push(entry.json.subarray(from))
+    return new EncodedResult(parts)
   }
 }
 

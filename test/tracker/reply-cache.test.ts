@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { encodeMessage } from '../../src/protocol/control.ts'
 import { encodeFrame } from '../../src/protocol/frame.ts'
 import { fileListings } from '../../src/tracker/listings.ts'
-import { EncodedResult, MAX_CACHED_GROUPS, ReplyCache, encodeResultFrame } from '../../src/tracker/reply-cache.ts'
+import { COPY_REPLY_BELOW, EncodedResult, MAX_CACHED_GROUPS, ReplyCache, encodeResultFrame } from '../../src/tracker/reply-cache.ts'
 import type { GroupSummary, Presence, Sharer, StoredFile } from '../../src/store/store.ts'
 import { makeMeta } from '../store/contract.ts'
 
@@ -144,8 +144,35 @@ describe('encodeResultFrame', () => {
   it('gives the bytes of the encoded reply frame', () => {
     const result = { groups: [{ groupId: 'é', owner: 'x', members: 1, role: 'none' }] }
     for (const id of [0, 7, 2 ** 31 - 1]) {
-      const frame = encodeResultFrame(id, new EncodedResult(Buffer.from(JSON.stringify(result))))
+      const frame = Buffer.concat(encodeResultFrame(id, new EncodedResult(Buffer.from(JSON.stringify(result)))))
       assert.deepEqual(frame, encodeFrame(encodeMessage({ id, ok: true, result })))
     }
+  })
+})
+
+describe('shared reply bytes', () => {
+  const many = Array.from({ length: 2000 }, (_, i): GroupSummary => Object.freeze({ groupId: `group-${String(i).padStart(5, '0')}`, owner: `u${i % 500}`, memberCount: 1 + (i % 5) }))
+
+  it('a list_groups reply with roles is slices of the one shared list, only the roles its own', () => {
+    const cache = new ReplyCache()
+    const plain = cache.listGroups(many, 'nobody', { member: [], pending: [] })
+    const a = cache.listGroups(many, 'u1', { member: ['group-00003'], pending: ['group-01999'] })
+    const b = cache.listGroups(many, 'u2', { member: ['group-00010'], pending: [] })
+    const shared = plain.parts[0]!.buffer
+    for (const r of [a, b]) {
+      const own = r.parts.filter((p) => p.buffer !== shared).reduce((n, p) => n + p.length, 0)
+      assert.ok(own < 100, `${own} bytes of its own in a ${r.length}-byte reply`)
+      assert.equal(r.json.length, r.length)
+    }
+    assert.equal((JSON.parse(a.json.toString('utf8')) as { groups: Array<{ role: string }> }).groups.filter((g) => g.role !== 'none').length, 2 + 2000 / 500)
+  })
+
+  it('a big reply frame references the result\'s bytes; a small one is one buffer', () => {
+    const big = new EncodedResult(Buffer.from(JSON.stringify({ x: 'y'.repeat(COPY_REPLY_BELOW) })))
+    const parts = encodeResultFrame(42, big)
+    assert.ok(parts.length > 1)
+    assert.ok(parts.includes(big.parts[0]!))
+    assert.deepEqual(Buffer.concat(parts), encodeFrame(encodeMessage({ id: 42, ok: true, result: { x: 'y'.repeat(COPY_REPLY_BELOW) } })))
+    assert.equal(encodeResultFrame(42, new EncodedResult(Buffer.from('{}'))).length, 1)
   })
 })
