@@ -61,8 +61,20 @@ export interface TrackerServerOptions {
   now?: () => number
 }
 
+export interface TrackerServerStats {
+  connections: number
+  /** Requests running now, all connections together. */
+  inFlight: number
+  /** Requests decoded and waiting for a slot, all connections together. */
+  queued: number
+  /** Reply bytes written to sockets and not yet taken by the kernel, all connections together. */
+  unreadReplyBytes: number
+}
+
 export interface TrackerServer {
   readonly address: { host: string, port: number }
+  /** What the connections hold right now (logs, tests). */
+  stats (): TrackerServerStats
   /** Stops accepting, closes every connection, waits for the requests in flight. Idempotent. */
   close (): Promise<void>
 }
@@ -88,6 +100,7 @@ interface Shared {
   /** Failed logins per account and address, across connections (a guesser reconnects). */
   loginThrottle: LoginThrottle
   inFlight: Set<Promise<unknown>>
+  connections: Set<ControlConnection>
   stopping: boolean
 }
 
@@ -108,6 +121,7 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     tickets: new TicketCache(),
     loginThrottle: new LoginThrottle(),
     inFlight: new Set(),
+    connections: new Set(),
     stopping: false,
   }
   await primeDummyHash() // the first login of an unknown user must not cost two hashes
@@ -121,6 +135,15 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
   let closing: Promise<void> | undefined
   return {
     address: listener.address,
+    stats () {
+      const out: TrackerServerStats = { connections: shared.connections.size, inFlight: 0, queued: 0, unreadReplyBytes: 0 }
+      for (const c of shared.connections) {
+        out.inFlight += c.inFlight
+        out.queued += c.queued
+        out.unreadReplyBytes += c.unreadReplyBytes
+      }
+      return out
+    },
     close () {
       closing ??= (async () => {
         shared.stopping = true // presence is not durable: closing sockets need not tell the store
@@ -180,7 +203,17 @@ class ControlConnection {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
     socket.on('error', (err) => log.debug('socket error', { ...this.#logFields, err }))
     socket.on('close', () => this.#onClose())
+    shared.connections.add(this)
     log.debug('connected', this.#logFields)
+  }
+
+  get inFlight (): number { return this.#inFlight }
+  get queued (): number { return this.#queue.length }
+  get unreadReplyBytes (): number { return this.#closed ? 0 : this.#socket.writableLength }
+
+  /** More reply bytes wait for this client than it may have unread. */
+  #replyBacklog (): boolean {
+    return this.#socket.writableLength > this.#shared.maxUnreadReplyBytes
   }
 
   #onData (chunk: Buffer): void {
@@ -227,9 +260,14 @@ class ControlConnection {
     this.#queue.push(req)
   }
 
-  /** Starts queued requests while there is room, in arrival order. */
+  /**
+   * Starts queued requests while there is room, in arrival order. Not while the client leaves
+   * replies unread: each started request adds a reply, so a client that pipelines a full queue of
+   * big requests and stops reading would otherwise have them all answered into the tracker's memory.
+   * What waits is the queued requests (small), and they start again on 'drain' (#updateFlow).
+   */
   #pump (): void {
-    while (!this.#ending && this.#inFlight < this.#shared.maxInFlight) {
+    while (!this.#ending && this.#inFlight < this.#shared.maxInFlight && !this.#replyBacklog()) {
       const req = this.#queue.shift()
       if (req === undefined) break
       this.#run(req)
@@ -251,7 +289,7 @@ class ControlConnection {
     if (this.#state.clientId !== undefined) clearTimeout(this.#helloTimer)
     this.#inFlight++
     const done = work.then(
-      (result) => result instanceof EncodedResult ? this.#sendFrame(encodeResultFrame(req.id, result)) : this.#send({ id: req.id, ok: true, result }),
+      (result) => result instanceof EncodedResult ? this.#sendParts(encodeResultFrame(req.id, result)) : this.#send({ id: req.id, ok: true, result }),
       (err: unknown) => this.#fail(req, err),
     ).finally(() => {
       this.#inFlight--
@@ -281,16 +319,26 @@ class ControlConnection {
     this.#updateFlow()
   }
 
+  /** One frame given as buffers in order (shared reply bytes are written, not copied): one writev. */
+  #sendParts (parts: Buffer[]): void {
+    if (parts.length === 1) return this.#sendFrame(parts[0]!)
+    if (this.#ending) return
+    this.#socket.cork()
+    for (const p of parts) this.#socket.write(p)
+    this.#socket.uncork()
+    this.#updateFlow()
+  }
+
   /** Reads from the socket only while the connection has room for more work and its client reads its replies. */
   #updateFlow (): void {
     if (this.#closed || this.#ending) return
-    const unread = this.#socket.writableLength > this.#shared.maxUnreadReplyBytes
+    const unread = this.#replyBacklog()
     const full = this.#queue.length > 0 || this.#inFlight >= this.#shared.maxInFlight
     if (unread && !this.#waitingDrain) {
       this.#waitingDrain = true
       this.#socket.once('drain', () => {
         this.#waitingDrain = false
-        this.#updateFlow()
+        this.#pump() // the queue waited for this too; #pump ends with #updateFlow
       })
     }
     if ((unread || full) && !this.#paused) {
@@ -322,6 +370,8 @@ class ControlConnection {
   #onClose (): void {
     this.#closed = true
     this.#ending = true
+    this.#shared.connections.delete(this)
+    this.#queue.length = 0 // nobody will read their replies
     clearTimeout(this.#helloTimer)
     log.debug('closed', this.#logFields)
     if (this.#shared.stopping) return
