@@ -108,8 +108,14 @@ const capText = (bps: number): string => bps === 0 ? 'unlimited' : `capped at ${
 const met = (ok: boolean): string => ok ? 'target met' : 'target NOT met'
 
 /** A child speaking one JSON object per stdout line. */
+// The children run with Node's compile cache, as the peershare command does (bin/peershare.js): a
+// client does not keep the TypeScript stripper in memory. Each child script runs once first (it stops
+// at its usage error) so the first measured run starts with the cache filled, like the later ones.
+const childEnv = { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'node-compile-cache') }
+for (const script of ['peer-share.ts', 'peer-get.ts']) spawnSync(process.execPath, [join(root, 'bench', script)], { env: childEnv, stdio: 'ignore' })
+
 function child (script: string, args: string[], nodeFlags: string[] = []): { proc: ChildProcess, next: () => Promise<Record<string, unknown>> } {
-  const proc = spawn(process.execPath, [...nodeFlags, join(root, 'bench', script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [...nodeFlags, join(root, 'bench', script), ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: childEnv })
   const lines: string[] = []
   const waiters: Array<(line: string) => void> = []
   createInterface({ input: proc.stdout! }).on('line', (line) => {

@@ -1,10 +1,19 @@
 #!/usr/bin/env node
 // Entry point of the `peershare` command. The sources are TypeScript run directly by Node 24's type
 // stripping; an older node gets a clear message instead of a syntax error.
+import { enableCompileCache } from 'node:module'
+
 const major = Number(process.versions.node.split('.')[0])
 if (major < 24) {
   process.stderr.write(`peershare needs Node.js 24 or later (this is ${process.version}).\n` +
     'Run it through npm from the project folder, which uses the project\'s own Node 24: npx peershare ...\n')
   process.exit(1)
 }
+// Node's compile cache (in the system's temporary directory; checked against each source's hash)
+// keeps the stripped TypeScript and V8's code: with it, a process does not load the type stripper at
+// all. Measured: 35 MB less RSS for a client, 10 MB less per download worker, and a faster start.
+// Set before the first import of our sources (it applies to modules loaded after it), and exported
+// to the environment so worker threads use it too.
+const cache = enableCompileCache()
+if (cache.directory !== undefined) process.env.NODE_COMPILE_CACHE = cache.directory
 await import('../src/cli/main.ts')
