@@ -33,7 +33,11 @@ const peers = values.peers.split(',').map((peerAddr, i) => ({
 const identity = values['tls-id'] === undefined ? undefined : await loadOrCreateIdentity(values['tls-id'])
 const dial: PeerDial | undefined = identity === undefined
   ? undefined
-  : async (host, port, o) => (await connect(host, port, { ...(o.signal === undefined ? {} : { signal: o.signal }), tls: { identity, trust: { kind: 'pin', fingerprint: o.fingerprint! } } })).socket
+  : async (host, port, o) => (await connect(host, port, {
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+    ...(o.onread === undefined ? {} : { onread: o.onread }),
+    tls: { identity, trust: { kind: 'pin', fingerprint: o.fingerprint! } },
+  })).socket
 const cpuBefore = process.cpuUsage()
 const start = performance.now()
 const d = await Download.open({ meta, fileId: fileId(meta), groupId: 'bench', target: values.target, locate: async () => peers, ...(dial === undefined ? {} : { dial }) })

@@ -75,7 +75,11 @@ function peerDial (identity: Identity): PeerDial {
     const label = `peer ${host}:${port}`
     if (opts.fingerprint === undefined) throw new PeershareError('UNTRUSTED', `the tracker named no certificate for ${label}: not connecting`)
     const trust = { kind: 'pin' as const, fingerprint: opts.fingerprint, source: 'the tracker' }
-    return (await connect(host, port, { ...(opts.signal === undefined ? {} : { signal: opts.signal }), tls: { identity, trust, label } })).socket
+    return (await connect(host, port, {
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      ...(opts.onread === undefined ? {} : { onread: opts.onread }),
+      tls: { identity, trust, label },
+    })).socket
   }
 }
 

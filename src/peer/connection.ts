@@ -11,6 +11,7 @@ import {
 } from '../protocol/wire.ts'
 import type { WireCancel, WireHandshake, WirePiece, WireReject, WireRequest } from '../protocol/wire.ts'
 import { WireReader } from './wire-reader.ts'
+import type { PooledReads } from './pooled-reads.ts'
 
 const log = createLog('peer:conn')
 
@@ -40,6 +41,8 @@ export interface ReceivedPiece extends WirePiece {
 export interface PeerConnectionOptions {
   keepAliveMs?: number
   idleTimeoutMs?: number
+  /** The reads the socket was created with (its `onread`), which replace its 'data' events. */
+  reads?: PooledReads
 }
 
 export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
@@ -62,7 +65,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
     this.#keepAliveMs = opts.keepAliveMs ?? KEEP_ALIVE_MS
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS
+    // both: a socket made without the reads' `onread` (a dialer that ignored it) still emits 'data'
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    opts.reads?.attach((chunk) => this.#onData(chunk), (ab) => this.#decoder.retains(ab))
     socket.on('drain', () => this.emit('drain'))
     // 'error' is always followed by 'close'; the reason is kept for the close event
     socket.on('error', (err) => { this.#closeReason ??= new PeershareError('UNAVAILABLE', `connection to ${this.remote} failed: ${err.message}`, { cause: err }) })

@@ -20,6 +20,7 @@ import type { DialOptions } from '../security/transport.ts'
 import { PeerConnection } from './connection.ts'
 import type { PeerConnectionOptions, ReceivedPiece } from './connection.ts'
 import { Picker } from './picker.ts'
+import { PooledReads } from './pooled-reads.ts'
 import type { Block, PeerRequest } from './picker.ts'
 import type { PieceSource } from './server.ts'
 import { PieceStore } from './storage.ts'
@@ -296,9 +297,10 @@ export class Download extends EventEmitter<DownloadEvents> {
       return
     }
     peer.dialling = true // so a concurrent locate does not dial it twice
+    const reads = new PooledReads()
     let socket: net.Socket
     try {
-      const dialOpts = { signal: this.#abort.signal, ...(peer.fingerprint === undefined ? {} : { fingerprint: peer.fingerprint }) }
+      const dialOpts = { signal: this.#abort.signal, onread: reads.onread, ...(peer.fingerprint === undefined ? {} : { fingerprint: peer.fingerprint }) }
       socket = await (this.#opts.dial ?? tcpDial)(hostPort.host, hostPort.port, dialOpts)
     } catch (err) {
       log.debug('could not connect', { addr: peer.addr, error: err as Error })
@@ -310,7 +312,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       socket.destroy()
       return
     }
-    const conn = new PeerConnection(socket, this.#opts.connection)
+    const conn = new PeerConnection(socket, { ...this.#opts.connection, reads })
     peer.conn = conn
     conn.allowBlocks() // we dialled this holder; its bitfield may exceed the handshake cap
     let shaken = false

@@ -5,6 +5,8 @@
 // to copy it again into its piece buffer: twice the copying, and ~1 GiB of short-lived garbage per GiB
 // downloaded that V8 frees late (it drove the downloader's RSS past 250 MB). Here the block comes out
 // as views of the socket's chunks (`parts`), copied once, straight into place, by the consumer.
+// Chunks may be reused buffers (pooled-reads.ts): parts are valid during the caller's handling of
+// push()'s result only, other frames are copies, and retains() says which buffers are still held.
 
 import { PeershareError } from '../common/errors.ts'
 import { FRAME_HEADER_BYTES } from '../protocol/frame.ts'
@@ -21,6 +23,7 @@ export class WireReader {
   #chunks: Buffer[] = []
   #buffered = 0
   #need = -1 // body length of the frame being read, -1 while waiting for a header
+  readonly #scratch = Buffer.alloc(16)
 
   constructor (maxFrameBytes: number) {
     this.maxFrameBytes = maxFrameBytes
@@ -36,7 +39,7 @@ export class WireReader {
     for (;;) {
       if (this.#need < 0) {
         if (this.#buffered < FRAME_HEADER_BYTES) break
-        const length = this.#take(FRAME_HEADER_BYTES).readUInt32BE(0)
+        const length = this.#header(FRAME_HEADER_BYTES).readUInt32BE(0)
         if (length > this.maxFrameBytes) {
           throw new PeershareError('PROTOCOL', `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
         }
@@ -50,7 +53,7 @@ export class WireReader {
         if (dataLength <= 0 || dataLength > MAX_BLOCK_BYTES) {
           throw new PeershareError('PROTOCOL', `piece message carries ${Math.max(dataLength, 0)} bytes, want 1..${MAX_BLOCK_BYTES}`)
         }
-        const header = this.#take(PIECE_HEADER_BYTES)
+        const header = this.#header(PIECE_HEADER_BYTES)
         out.push({ kind: 'piece', piece: header.readUInt32BE(1), offset: header.readUInt32BE(5), length: dataLength, parts: this.#takeParts(dataLength) })
       } else {
         out.push({ kind: 'frame', body: this.#take(need) })
@@ -59,16 +62,22 @@ export class WireReader {
     return out
   }
 
-  /** n bytes from the front as one Buffer: a view when they lie in the first chunk, else a copy (small frames). */
+  /** Whether any byte still buffered lies in `ab` (so it must not be reused yet). */
+  retains (ab: ArrayBufferLike): boolean {
+    for (const c of this.#chunks) if (c.buffer === ab) return true
+    return false
+  }
+
+  /** n (≤ 16) bytes from the front in a scratch buffer, valid until the next call: no allocation per frame. */
+  #header (n: number): Buffer {
+    let filled = 0
+    for (const part of this.#takeParts(n)) filled += part.copy(this.#scratch, filled)
+    return this.#scratch
+  }
+
+  /** n bytes from the front as a new Buffer (small frames: the chunk they lie in may be reused). */
   #take (n: number): Buffer {
     if (n === 0) return Buffer.alloc(0)
-    const first = this.#chunks[0]!
-    if (first.length >= n) {
-      this.#buffered -= n
-      if (first.length === n) this.#chunks.shift()
-      else this.#chunks[0] = first.subarray(n)
-      return first.subarray(0, n)
-    }
     const out = Buffer.allocUnsafe(n)
     let filled = 0
     for (const part of this.#takeParts(n)) filled += part.copy(out, filled)

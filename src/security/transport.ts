@@ -143,6 +143,8 @@ export interface DialOptions {
   tls?: DialTls
   /** Plain TCP, on purpose. Today also what dial() without `tls` means (see the file comment). */
   insecurePlaintext?: boolean
+  /** Node's `onread` for the socket (peer/pooled-reads.ts): reads into the caller's buffers, no 'data' events. */
+  onread?: net.OnReadOpts
 }
 
 /** connect() wants the choice said out loud: TLS, or plaintext on purpose. */
@@ -175,7 +177,9 @@ async function open (host: string, port: number, opts: DialOptions): Promise<Con
   const deadline = AbortSignal.timeout(timeoutMs)
   const signal = opts.signal === undefined ? deadline : AbortSignal.any([opts.signal, deadline])
   signal.throwIfAborted()
-  const raw = net.connect({ host, port })
+  const onread = opts.onread === undefined ? {} : { onread: opts.onread }
+  // over TLS the TLS socket makes its own TCP socket: only so do its (decrypted) reads take `onread`
+  const raw = opts.tls === undefined ? net.connect({ host, port, ...onread }) : tls.connect({ host, port, ...onread, ...clientTlsOptions(opts.tls.identity) })
   try {
     await once(raw, 'connect', { signal })
   } catch (err) {
@@ -189,7 +193,7 @@ async function open (host: string, port: number, opts: DialOptions): Promise<Con
   if (opts.tls === undefined) return { socket: raw, peerFingerprint: undefined }
 
   const label = opts.tls.label ?? `${host}:${port}`
-  const socket = tls.connect({ socket: raw, ...clientTlsOptions(opts.tls.identity) })
+  const socket = raw as tls.TLSSocket
   try {
     await once(socket, 'secureConnect', { signal })
     const fingerprint = peerFingerprint(socket)
@@ -198,7 +202,6 @@ async function open (host: string, port: number, opts: DialOptions): Promise<Con
     return { socket, peerFingerprint: fingerprint }
   } catch (err) {
     socket.destroy()
-    raw.destroy()
     if (err instanceof PeershareError) throw err
     if (deadline.aborted) throw new PeershareError('TIMEOUT', `TLS handshake with ${label} did not finish within ${timeoutMs} ms`)
     if (opts.signal?.aborted === true) throw opts.signal.reason
