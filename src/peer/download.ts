@@ -443,9 +443,15 @@ export class Download extends EventEmitter<DownloadEvents> {
         slot = { buf: this.#verifier!.acquire(), from: new Array<string | undefined>(blocksInPiece(this.meta, block.piece)).fill(undefined) }
         this.#assembly.set(block.piece, slot)
       }
-      // the only copy: from the socket's chunks into the piece's buffer
+      // the only copy: from the socket's chunks into the piece's buffer. fill() with a Buffer is one
+      // memcpy in Node's C++; copy() into shared memory (the slabs) is V8's relaxed, word-by-word
+      // move, half the speed: it was 7% of a TLS download's CPU (perf)
       let at = block.offset
-      for (const part of msg.parts) at += part.copy(slot.buf, at)
+      for (const part of msg.parts) {
+        if (part.length === 0) continue
+        slot.buf.fill(part, at, at + part.length)
+        at += part.length
+      }
       slot.from[block.offset / BLOCK_BYTES] = peer.addr
       if (res.pieceComplete) this.#onPieceComplete(block.piece, slot.buf, slot.from as string[])
     }
