@@ -14,7 +14,7 @@ import { createLog } from '../common/log.ts'
 import { pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import {
-  MAX_QUEUED_REQUESTS, RejectReason, checkBlockRange, encodeBitfield, encodeHandshake, encodeHave, encodeReject,
+  MAX_QUEUED_REQUESTS, RejectReason, checkBlockRange, encodeBitfield, encodeHandshake, encodeHave, encodePieceHeader, encodeReject,
 } from '../protocol/wire.ts'
 import type { WireCancel, WireHandshake, WireRequest } from '../protocol/wire.ts'
 import type { Identity } from '../security/identity.ts'
@@ -24,6 +24,7 @@ import type { TicketFields, TrustedTicketKeys } from '../security/tickets.ts'
 import { listen } from '../security/transport.ts'
 import type { Listener } from '../security/transport.ts'
 import { PeerConnection } from './connection.ts'
+import { releasePieceBuffer } from './piece-buffers.ts'
 import type { PeerConnectionOptions } from './connection.ts'
 import { TokenBucket } from './rate-limit.ts'
 
@@ -36,17 +37,44 @@ export const READ_AHEAD = 8
 /**
  * Whole pieces a connection keeps read. A downloader asks for a piece's blocks close together, so the
  * server reads each piece once (one 512 KiB read, not four of 128 KiB: half the CPU, measured) and
- * serves its blocks as views; a piece is dropped once all its blocks are sent, or, past this many,
- * the oldest is (2 MiB per connection at most).
+ * serves its blocks as views; a piece is dropped once all its blocks are asked for, or, past this
+ * many, the least recently used one no request or socket write holds is. Memory per connection:
+ * PIECES_KEPT pieces, plus one read past it when all are held (by socket writes in flight, which
+ * 'drain' keeps to about one block), so 5 pieces, 2.5 MiB at PIECE_BYTES.
  */
-const PIECES_KEPT = 4
+export const PIECES_KEPT = 4
+/**
+ * Kept pieces outlive an empty queue this long: a downloader asks for the rest of a piece in its next
+ * refill, and dropping them in between made the server read 15% more than it sent.
+ */
+export const KEEP_IDLE_MS = 2_000
+
+/** One piece read for a connection; its pooled buffer (piece-buffers.ts) goes back when nothing uses it. */
+interface Kept {
+  readonly piece: number
+  readonly data: Promise<Buffer>
+  /** The read's buffer once it succeeded; undefined again once given back. */
+  buf: Buffer | undefined
+  /** Bytes of the piece not yet asked for. */
+  unsent: number
+  /** Requests read ahead on it plus socket writes of it not yet done. */
+  users: number
+  /** In the connection's #pieces. */
+  cached: boolean
+  /** A write of it failed: the socket may still hold it, so it is never reused. */
+  lost: boolean
+}
 
 /** What the server serves for one file id: a shared file (storage.ts ShareFile) or a running download. */
 export interface PieceSource {
   meta: FileMeta
   /** Pieces that may be served now (live: a download's grows). */
   have (): Bitfield
-  /** Exactly `length` bytes at (piece, offset); FILE_CHANGED when the file no longer matches its metadata. */
+  /**
+   * Exactly `length` bytes at (piece, offset); FILE_CHANGED when the file no longer matches its metadata.
+   * The buffer becomes the server's: a source must not use it again (the server gives buffers from
+   * piece-buffers.ts back to that pool once sent).
+   */
   read (piece: number, offset: number, length: number): Promise<Buffer>
   /** Called by the server when a read failed with FILE_CHANGED (once per affected connection): drop the share. */
   onChanged? (): void
@@ -121,7 +149,8 @@ class Served {
   #queue: WireRequest[] = []
   #pumping = false
   #reading = 0 // requests taken off the queue whose blocks are not sent yet (they count against the cap)
-  readonly #pieces = new Map<number, { data: Promise<Buffer>, unsent: number }>() // oldest first
+  readonly #pieces = new Map<number, Kept>() // least recently used first
+  #idleTimer: NodeJS.Timeout | undefined
   readonly #abort = new AbortController()
   readonly #opts: PeerServerOptions
   readonly #bucket: TokenBucket
@@ -150,8 +179,10 @@ class Served {
     conn.once('close', (reason) => {
       clearTimeout(this.#handshakeTimer)
       clearTimeout(this.#expiryTimer)
+      clearTimeout(this.#idleTimer)
       this.#abort.abort()
       this.#queue = []
+      this.#dropKept()
       if (reason !== undefined) log.debug('connection closed', { remote: conn.remote, code: reason.code, why: reason.message })
     })
   }
@@ -247,58 +278,125 @@ class Served {
    */
   async #pump (): Promise<void> {
     this.#pumping = true
+    clearTimeout(this.#idleTimer)
     const conn = this.conn
     const source = this.#source!
-    const reading: Array<{ req: WireRequest, data: Promise<Buffer> }> = []
+    const signal = this.#abort.signal
+    const reading: Array<{ req: WireRequest, kept: Kept }> = []
     try {
       for (;;) {
         while (reading.length < READ_AHEAD && this.#queue.length > 0 && !conn.closed) {
+          const kept = this.#keptFor(source, this.#queue[0]!, reading.length === 0)
+          if (kept === undefined) break // every kept piece is in use: send some before reading more
           const req = this.#queue.shift()!
-          const data = this.#readBlock(source, req)
-          data.catch(() => {}) // handled when its turn comes; do not let it count as unhandled meanwhile
-          reading.push({ req, data })
+          kept.users++
+          kept.unsent -= req.length // a repeated block only makes the piece go a little early
+          if (kept.unsent <= 0) this.#uncache(kept)
+          reading.push({ req, kept })
           this.#reading++
         }
         const next = reading.shift()
         if (next === undefined || conn.closed) break
+        const { req, kept } = next
         try {
-          const data = await next.data
-          await this.#bucket.take(data.length, this.#abort.signal)
-          if (!conn.sendPiece(next.req.piece, next.req.offset, data)) await conn.waitDrain()
+          const data = (await kept.data).subarray(req.offset, req.offset + req.length)
+          await this.#bucket.take(data.length, signal)
+          if (!this.#sendBlock(req, data, kept)) await conn.waitDrain()
         } catch (err) {
-          if (this.#abort.signal.aborted) break
-          this.#readFailed(next.req, err)
+          if (signal.aborted) break
+          this.#readFailed(req, err)
         } finally {
           this.#reading--
+          this.#unuse(kept)
         }
       }
     } catch (err) {
-      if (!this.#abort.signal.aborted) conn.close(toPeershareError(err))
+      if (!signal.aborted) conn.close(toPeershareError(err))
     } finally {
       this.#pumping = false
       this.#reading = 0
-      this.#pieces.clear()
+      for (const r of reading) this.#unuse(r.kept) // taken off the queue, never sent (closing)
+      if (conn.closed) {
+        this.#dropKept()
+      } else {
+        // kept across the gap until the downloader's next requests (its refills come in halves)
+        this.#idleTimer = setTimeout(() => this.#dropKept(), KEEP_IDLE_MS)
+        this.#idleTimer.unref()
+      }
     }
   }
 
-  /** The block as a view of its whole piece, read once for all its blocks. */
-  async #readBlock (source: PieceSource, req: WireRequest): Promise<Buffer> {
-    let kept = this.#pieces.get(req.piece)
-    if (kept === undefined) {
-      const length = pieceLength(source.meta, req.piece)
-      kept = { data: source.read(req.piece, 0, length), unsent: length }
-      kept.data.catch(() => {}) // awaited below
-      this.#pieces.set(req.piece, kept)
-      if (this.#pieces.size > PIECES_KEPT) this.#pieces.delete(this.#pieces.keys().next().value!)
+  /**
+   * The kept read of the request's piece, or a new one (whole piece: one read for all its blocks).
+   * Past PIECES_KEPT, the least recently used piece no request or write holds makes room; undefined
+   * when none can, unless `mustRead` (nothing read ahead, so the pump would have nothing to send).
+   */
+  #keptFor (source: PieceSource, req: WireRequest, mustRead: boolean): Kept | undefined {
+    const pieces = this.#pieces
+    let kept = pieces.get(req.piece)
+    if (kept !== undefined) {
+      pieces.delete(req.piece) // most recently used last
+      pieces.set(req.piece, kept)
+      return kept
     }
-    kept.unsent -= req.length // a repeated block only makes the piece go a little early
-    if (kept.unsent <= 0 && this.#pieces.get(req.piece) === kept) this.#pieces.delete(req.piece)
-    try {
-      return (await kept.data).subarray(req.offset, req.offset + req.length)
-    } catch (err) {
-      if (this.#pieces.get(req.piece) === kept) this.#pieces.delete(req.piece) // a failure is not kept
-      throw err
+    if (pieces.size >= PIECES_KEPT) {
+      for (const k of pieces.values()) {
+        if (k.users > 0) continue
+        this.#uncache(k)
+        break
+      }
+      if (pieces.size >= PIECES_KEPT && !mustRead) return undefined
     }
+    const length = pieceLength(source.meta, req.piece)
+    const k: Kept = { piece: req.piece, data: source.read(req.piece, 0, length), buf: undefined, unsent: length, users: 0, cached: true, lost: false }
+    k.data.then((buf) => {
+      k.buf = buf
+      this.#release(k)
+    }, () => {
+      if (k.cached) this.#uncache(k) // a failure is not kept; its requests are rejected by the pump
+    })
+    pieces.set(req.piece, k)
+    kept = k
+    return kept
+  }
+
+  /** Header and block in one syscall; the block's piece stays held until the socket wrote it. */
+  #sendBlock (req: WireRequest, data: Buffer, kept: Kept): boolean {
+    const conn = this.conn
+    if (conn.closed) return false
+    kept.users++
+    let ok = false
+    conn.batch(() => {
+      conn.send(encodePieceHeader(req.piece, req.offset, data.length))
+      ok = conn.socket.write(data, (err) => {
+        if (err != null) kept.lost = true // the socket may still point at it: never reuse
+        this.#unuse(kept)
+      })
+    })
+    return ok
+  }
+
+  #unuse (kept: Kept): void {
+    kept.users--
+    this.#release(kept)
+  }
+
+  #uncache (kept: Kept): void {
+    if (this.#pieces.get(kept.piece) === kept) this.#pieces.delete(kept.piece)
+    kept.cached = false
+    this.#release(kept)
+  }
+
+  /** Its buffer back to the pool once nothing can read it: out of the cache, no request or write on it. */
+  #release (kept: Kept): void {
+    if (kept.cached || kept.users > 0 || kept.lost || kept.buf === undefined) return
+    releasePieceBuffer(kept.buf)
+    kept.buf = undefined
+  }
+
+  /** Every kept piece goes (idle, or the connection closed); those still in use go when their last use ends. */
+  #dropKept (): void {
+    for (const k of [...this.#pieces.values()]) this.#uncache(k)
   }
 
   #readFailed (req: WireRequest, err: unknown): void {

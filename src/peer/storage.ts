@@ -15,6 +15,7 @@ import { pieceCount, pieceHash, pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import { DIRECT_IO_ALIGN } from './direct-io.ts'
 import { verifyPiece } from './hashing.ts'
+import { releasePieceBuffer, takePieceBuffer } from './piece-buffers.ts'
 import type { PieceSource } from './server.ts'
 
 const log = createLog('peer:storage')
@@ -323,13 +324,20 @@ export class ShareFile implements PieceSource {
     return this.#have
   }
 
+  /**
+   * The bytes at (piece, offset), in a buffer from piece-buffers.ts: the caller may give it back
+   * (releasePieceBuffer) once nothing reads it, as the peer server does after sending it.
+   */
   async read (piece: number, offset: number, length: number): Promise<Buffer> {
     if (performance.now() - this.#checkedAt >= SHARE_RECHECK_MS || this.#changed) await this.#check()
     const fh = this.#fh
     if (fh === undefined) throw new PeershareError('UNAVAILABLE', `${this.path} is no longer served`)
+    // a reused buffer when the read fits in a piece (all the server asks): piece-buffers.ts says why
+    const buf = length <= this.meta.pieceBytes ? takePieceBuffer(this.meta.pieceBytes, length) : Buffer.allocUnsafe(length)
     try {
-      return await readAll(fh, length, piece * this.meta.pieceBytes + offset, this.path)
+      return await readInto(fh, buf, length, piece * this.meta.pieceBytes + offset, this.path)
     } catch (err) {
+      releasePieceBuffer(buf) // nobody saw it
       // a short read means the file shrank under us
       if (err instanceof PeershareError && err.code === 'FILE_CHANGED') this.#changed = true
       throw err
