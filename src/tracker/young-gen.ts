@@ -1,0 +1,61 @@
+// Caps the V8 young generation of the tracker process.
+//
+// Under load V8 doubles the young generation (new space) again and again: Node 24 on a 64-bit machine
+// with much memory lets it reach 2 × 64 MiB. A tracker's work is thousands of small requests whose
+// objects die young, so it does reach it: with the bench's 2,000 connections, 128 MB of a ~340 MB RSS
+// was new space, for ~35 MB of live JS objects. A smaller young generation costs some more (cheap)
+// scavenges: what a scavenge costs is the objects that survive it, which are the same few requests in
+// flight whatever its size.
+//
+// The clean knob, --max-semi-space-size, is read once when the process starts, and the commands users
+// run (npm start, npx peershare tracker) pass none. What V8 reads at every growth step is the growth
+// factor (--semi-space-growth-factor), so: let the new space grow as usual up to the cap, then set the
+// factor to 1 (no further growth). Its size is checked after each young-generation GC, the only time
+// it grows, so it ends at the cap or at most one doubling past it. A process started with its own
+// semi-space flags is left alone.
+
+import { PerformanceObserver, constants } from 'node:perf_hooks'
+import type { PerformanceEntry } from 'node:perf_hooks'
+import v8 from 'node:v8'
+import { createLog } from '../common/log.ts'
+
+const log = createLog('tracker:heap')
+
+/** New space (both semi-spaces) the tracker lets V8 grow to: 16 MiB, i.e. --max-semi-space-size=8. */
+export const YOUNG_GEN_CAP_BYTES = 16 * 1024 * 1024
+
+/** The growth factor was set: it is process-wide, once is enough. */
+let capped = false
+
+function newSpaceBytes (): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
+}
+
+/** True when the process was started with its own young-generation sizing (command line or NODE_OPTIONS). */
+function sizedAtStart (): boolean {
+  const flags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
+  return /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor|--max[-_]heap[-_]size/.test(flags)
+}
+
+/**
+ * Stops the young generation from growing past `capBytes` (once; later calls do nothing). Returns a
+ * function that stops watching (tests; the tracker watches for its whole life until the cap is met).
+ */
+export function capYoungGeneration (capBytes = YOUNG_GEN_CAP_BYTES): () => void {
+  if (capped || sizedAtStart()) return () => {}
+  const freeze = (): boolean => {
+    if (newSpaceBytes() < capBytes) return false
+    v8.setFlagsFromString('--semi-space-growth-factor=1')
+    capped = true
+    log.debug('young generation capped', { bytes: newSpaceBytes() })
+    return true
+  }
+  if (freeze()) return () => {}
+  const observer = new PerformanceObserver((list) => {
+    const minor = list.getEntries().some((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
+    if (minor && freeze()) observer.disconnect()
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return () => observer.disconnect()
+}
+
