@@ -211,9 +211,12 @@ class ControlConnection {
   get queued (): number { return this.#queue.length }
   get unreadReplyBytes (): number { return this.#closed ? 0 : this.#socket.writableLength }
 
-  /** More reply bytes wait for this client than it may have unread. */
+  /**
+   * More reply bytes wait for this client than it may have unread. Never below the socket's
+   * highWaterMark: 'drain', which ends the wait, comes only after a write went past it.
+   */
   #replyBacklog (): boolean {
-    return this.#socket.writableLength > this.#shared.maxUnreadReplyBytes
+    return this.#socket.writableLength > Math.max(this.#shared.maxUnreadReplyBytes, this.#socket.writableHighWaterMark)
   }
 
   #onData (chunk: Buffer): void {

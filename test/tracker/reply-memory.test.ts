@@ -111,3 +111,12 @@ test('big list_groups replies (shared list with each caller\'s roles) arrive who
   assert.deepEqual(roles, { [ids[0]!]: 'pending', [ids[199]!]: 'member', [ids[399]!]: 'pending' })
   assert.equal(byJoiner!.groups.find((g) => g.groupId === ids[199])!.members, 2)
 })
+
+test('an unread cap below the socket\'s highWaterMark does not stall a client that reads', async (t) => {
+  // 'drain' only follows a write past the highWaterMark: a smaller cap must not wait for it
+  const server = await inProcess(t, { maxUnreadReplyBytes: 1 })
+  const c = await loggedIn(t, server.address.port)
+  await makeGroups(c, 'tiny', 100)
+  const replies = await Promise.all(Array.from({ length: 200 }, () => c.request('list_groups')))
+  assert.equal(replies.filter((r) => r.ok).length, 200)
+})
