@@ -11,7 +11,6 @@ import type net from 'node:net'
 import type { Bitfield } from '../common/bitfield.ts'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
-import { pieceLength } from '../protocol/file-meta.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import {
   MAX_QUEUED_REQUESTS, RejectReason, checkBlockRange, encodeBitfield, encodeHandshake, encodeHave, encodePieceHeader, encodeReject,
@@ -35,32 +34,39 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Requests a connection reads ahead of the block being sent (8 blocks = two pieces). */
 export const READ_AHEAD = 8
 /**
- * Whole pieces a connection keeps read. A downloader asks for a piece's blocks close together, so the
- * server reads each piece once (one 512 KiB read, not four of 128 KiB: half the CPU, measured) and
- * serves its blocks as views; a piece is dropped once all its blocks are asked for, or, past this
- * many, the least recently used one no request or socket write holds is. Memory per connection:
- * PIECES_KEPT pieces, plus one read past it when all are held (by socket writes in flight, which
- * 'drain' keeps to about one block), so 5 pieces, 2.5 MiB at PIECE_BYTES.
+ * Piece reads a connection holds. A downloader asks for a piece's blocks close together, so the server
+ * reads them in one go (the whole piece: one 512 KiB read, not four of 128 KiB: half the CPU, measured)
+ * and serves the blocks as views; a read is kept until all its blocks were asked for, or, past this
+ * many, the least recently used one no request or socket write holds goes. Memory per connection: at
+ * most PIECES_KEPT + 1 pooled piece buffers (the one more when all are held by socket writes, which
+ * 'drain' keeps to about one block), so 2.5 MiB at PIECE_BYTES.
  */
 export const PIECES_KEPT = 4
 /**
- * Kept pieces outlive an empty queue this long: a downloader asks for the rest of a piece in its next
- * refill, and dropping them in between made the server read 15% more than it sent.
+ * Kept reads outlive an empty queue this long: a downloader may ask for the rest of a piece in its next
+ * refill, and dropping them in between made the server read the piece again.
  */
 export const KEEP_IDLE_MS = 2_000
 
 /** One piece read for a connection; its pooled buffer (piece-buffers.ts) goes back when nothing uses it. */
 interface Kept {
   readonly piece: number
+  /** The bytes of the piece it read: [start, end). */
+  readonly start: number
+  readonly end: number
   readonly data: Promise<Buffer>
   /** The read's buffer once it succeeded; undefined again once given back. */
   buf: Buffer | undefined
-  /** Bytes of the piece not yet asked for. */
+  /** Bytes of [start, end) not yet asked for. */
   unsent: number
   /** Requests read ahead on it plus socket writes of it not yet done. */
   users: number
   /** In the connection's #pieces. */
   cached: boolean
+  /** The read finished (or failed). */
+  settled: boolean
+  /** Done with: its buffer was given back (or dropped, when lost). */
+  retired: boolean
   /** A write of it failed: the socket may still hold it, so it is never reused. */
   lost: boolean
 }
@@ -150,6 +156,7 @@ class Served {
   #pumping = false
   #reading = 0 // requests taken off the queue whose blocks are not sent yet (they count against the cap)
   readonly #pieces = new Map<number, Kept>() // least recently used first
+  #live = 0 // Kept reads not retired: in #pieces, or still read into or sent from (the memory bound)
   #idleTimer: NodeJS.Timeout | undefined
   readonly #abort = new AbortController()
   readonly #opts: PeerServerOptions
@@ -262,7 +269,10 @@ class Served {
     if (this.#queue.length + this.#reading >= MAX_QUEUED_REQUESTS) return reject(RejectReason.Busy)
     if (!source.have().get(req.piece)) return reject(RejectReason.NotHave)
     this.#queue.push(req)
-    if (!this.#pumping) void this.#pump()
+    if (this.#pumping) return
+    this.#pumping = true
+    // after the rest of this chunk's messages: a read then sees all the piece's blocks asked with it
+    queueMicrotask(() => void this.#pump())
   }
 
   #onCancel (msg: WireCancel): void {
@@ -277,7 +287,6 @@ class Served {
    * Each send waits for the upload budget, and for 'drain' when the socket is full.
    */
   async #pump (): Promise<void> {
-    this.#pumping = true
     clearTimeout(this.#idleTimer)
     const conn = this.conn
     const source = this.#source!
@@ -299,7 +308,7 @@ class Served {
         if (next === undefined || conn.closed) break
         const { req, kept } = next
         try {
-          const data = (await kept.data).subarray(req.offset, req.offset + req.length)
+          const data = (await kept.data).subarray(req.offset - kept.start, req.offset - kept.start + req.length)
           await this.#bucket.take(data.length, signal)
           if (!this.#sendBlock(req, data, kept)) await conn.waitDrain()
         } catch (err) {
@@ -327,37 +336,53 @@ class Served {
   }
 
   /**
-   * The kept read of the request's piece, or a new one (whole piece: one read for all its blocks).
-   * Past PIECES_KEPT, the least recently used piece no request or write holds makes room; undefined
-   * when none can, unless `mustRead` (nothing read ahead, so the pump would have nothing to send).
+   * The kept read holding the request's block, or a new one. A new read covers the blocks of that
+   * piece now queued (all four, one read, when the downloader asked for the whole piece; only its
+   * share when it split the piece among peers: whole-piece reads made a sharer read 12% more than it
+   * sent). Past PIECES_KEPT, the least recently used read no request or write holds makes room;
+   * undefined when none can, unless `mustRead` (nothing read ahead, so the pump has nothing to send).
    */
   #keptFor (source: PieceSource, req: WireRequest, mustRead: boolean): Kept | undefined {
     const pieces = this.#pieces
-    let kept = pieces.get(req.piece)
-    if (kept !== undefined) {
-      pieces.delete(req.piece) // most recently used last
-      pieces.set(req.piece, kept)
-      return kept
+    const old = pieces.get(req.piece)
+    if (old !== undefined) {
+      if (req.offset >= old.start && req.offset + req.length <= old.end) {
+        pieces.delete(req.piece) // most recently used last
+        pieces.set(req.piece, old)
+        return old
+      }
+      this.#uncache(old) // a block it lacks: a new read takes its place
     }
-    if (pieces.size >= PIECES_KEPT) {
+    if (this.#live >= PIECES_KEPT) {
       for (const k of pieces.values()) {
         if (k.users > 0) continue
         this.#uncache(k)
         break
       }
-      if (pieces.size >= PIECES_KEPT && !mustRead) return undefined
+      if (this.#live >= PIECES_KEPT && !mustRead) return undefined
     }
-    const length = pieceLength(source.meta, req.piece)
-    const k: Kept = { piece: req.piece, data: source.read(req.piece, 0, length), buf: undefined, unsent: length, users: 0, cached: true, lost: false }
+    let start = req.offset
+    let end = req.offset + req.length
+    for (const r of this.#queue) {
+      if (r.piece !== req.piece) continue
+      start = Math.min(start, r.offset)
+      end = Math.max(end, r.offset + r.length)
+    }
+    const k: Kept = {
+      piece: req.piece, start, end, data: source.read(req.piece, start, end - start), buf: undefined, unsent: end - start, users: 0,
+      cached: true, settled: false, lost: false, retired: false,
+    }
+    this.#live++
     k.data.then((buf) => {
       k.buf = buf
+      k.settled = true
       this.#release(k)
     }, () => {
-      if (k.cached) this.#uncache(k) // a failure is not kept; its requests are rejected by the pump
+      k.settled = true
+      this.#uncache(k) // a failure is not kept; its requests are rejected by the pump
     })
     pieces.set(req.piece, k)
-    kept = k
-    return kept
+    return k
   }
 
   /** Header and block in one syscall; the block's piece stays held until the socket wrote it. */
@@ -387,10 +412,12 @@ class Served {
     this.#release(kept)
   }
 
-  /** Its buffer back to the pool once nothing can read it: out of the cache, no request or write on it. */
+  /** Its buffer back to the pool once nothing can read it: out of the cache, read, no request or write on it. */
   #release (kept: Kept): void {
-    if (kept.cached || kept.users > 0 || kept.lost || kept.buf === undefined) return
-    releasePieceBuffer(kept.buf)
+    if (kept.cached || kept.users > 0 || !kept.settled || kept.retired) return
+    kept.retired = true
+    this.#live--
+    if (!kept.lost && kept.buf !== undefined) releasePieceBuffer(kept.buf)
     kept.buf = undefined
   }
 
