@@ -9,10 +9,10 @@
 //
 // The clean knob, --max-semi-space-size, is read once when the process starts, and the commands users
 // run (npm start, npx peershare tracker) pass none. What V8 reads at every growth step is the growth
-// factor (--semi-space-growth-factor), so: let the new space grow as usual up to the cap, then set the
-// factor to 1 (no further growth). Its size is checked after each young-generation GC, the only time
-// it grows, so it ends at the cap or at most one doubling past it. A process started with its own
-// semi-space flags is left alone.
+// factor (--semi-space-growth-factor), so after each young-generation GC (the only time the new space
+// grows or shrinks) the tracker sets it: the usual 2 below the cap, 1 (no growth) at the cap. The new
+// space thus ends at the cap or at most one doubling past it, and can grow back to it after V8 shrank
+// it in a quiet spell. A process started with its own semi-space flags is left alone.
 
 import { PerformanceObserver, constants } from 'node:perf_hooks'
 import type { PerformanceEntry } from 'node:perf_hooks'
@@ -24,8 +24,12 @@ const log = createLog('tracker:heap')
 /** New space (both semi-spaces) the tracker lets V8 grow to: 16 MiB, i.e. --max-semi-space-size=8. */
 export const YOUNG_GEN_CAP_BYTES = 16 * 1024 * 1024
 
-/** The growth factor was set: it is process-wide, once is enough. */
-let capped = false
+/** V8's own growth factor (its default): used below the cap. */
+const DEFAULT_GROWTH_FACTOR = 2
+
+/** The factor last set (process-wide, like the flag itself); undefined: never set by us. */
+let factorSet: number | undefined
+let watching = false
 
 function newSpaceBytes (): number {
   return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
@@ -37,25 +41,29 @@ function sizedAtStart (): boolean {
   return /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor|--max[-_]heap[-_]size/.test(flags)
 }
 
-/**
- * Stops the young generation from growing past `capBytes` (once; later calls do nothing). Returns a
- * function that stops watching (tests; the tracker watches for its whole life until the cap is met).
- */
-export function capYoungGeneration (capBytes = YOUNG_GEN_CAP_BYTES): () => void {
-  if (capped || sizedAtStart()) return () => {}
-  const freeze = (): boolean => {
-    if (newSpaceBytes() < capBytes) return false
-    v8.setFlagsFromString('--semi-space-growth-factor=1')
-    capped = true
-    log.debug('young generation capped', { bytes: newSpaceBytes() })
-    return true
-  }
-  if (freeze()) return () => {}
-  const observer = new PerformanceObserver((list) => {
-    const minor = list.getEntries().some((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-    if (minor && freeze()) observer.disconnect()
-  })
-  observer.observe({ entryTypes: ['gc'] })
-  return () => observer.disconnect()
+function setFactor (factor: number): void {
+  if (factorSet === factor) return
+  v8.setFlagsFromString(`--semi-space-growth-factor=${factor}`)
+  factorSet = factor
+  log.debug('young generation growth factor', { factor, newSpaceBytes: newSpaceBytes() })
 }
 
+/**
+ * Keeps the young generation from growing past `capBytes`, for the life of the process (once: later
+ * calls do nothing). Returns a function that stops watching and gives V8 its own factor back (tests).
+ */
+export function capYoungGeneration (capBytes = YOUNG_GEN_CAP_BYTES): () => void {
+  if (watching || sizedAtStart()) return () => {}
+  watching = true
+  const adjust = (): void => setFactor(newSpaceBytes() >= capBytes ? 1 : DEFAULT_GROWTH_FACTOR)
+  adjust()
+  const observer = new PerformanceObserver((list) => {
+    if (list.getEntries().some((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)) adjust()
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return () => {
+    observer.disconnect()
+    setFactor(DEFAULT_GROWTH_FACTOR)
+    watching = false
+  }
+}
