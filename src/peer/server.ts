@@ -385,19 +385,26 @@ class Served {
     return k
   }
 
-  /** Header and block in one syscall; the block's piece stays held until the socket wrote it. */
+  /**
+   * The piece message; the block's read stays held until the socket wrote it (write callback). Plain
+   * TCP: header and block corked into one syscall. TLS: two writes, since Node's TLS joins corked
+   * buffers into one copy before encrypting; a 9-byte record costs less than copying 128 KiB
+   * (bench:download tls: 1.55 → 1.39 CPU s/GiB served, medians).
+   */
   #sendBlock (req: WireRequest, data: Buffer, kept: Kept): boolean {
     const conn = this.conn
     if (conn.closed) return false
     kept.users++
     let ok = false
-    conn.batch(() => {
+    const write = (): void => {
       conn.send(encodePieceHeader(req.piece, req.offset, data.length))
       ok = conn.socket.write(data, (err) => {
         if (err != null) kept.lost = true // the socket may still point at it: never reuse
         this.#unuse(kept)
       })
-    })
+    }
+    if (this.#opts.security === undefined) conn.batch(write)
+    else write()
     return ok
   }
 
