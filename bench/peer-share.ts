@@ -4,8 +4,8 @@
 // --ticket-key HEX it serves over TLS 1.3 with the identity in DIR, only against tickets that key signed
 // (as a client does by default), and prints its certificate fingerprint with the port.
 // --upload-limit takes a rate as the client's option does (src/cli/rate.ts: 20MB, 1MB, 0 or none).
-// Of what it served it reports readBytes, what the server read from the file (whole pieces: server.ts
-// reads a piece once for its blocks, even when another peer sends some of them), and sentBytes, what
+// Of what it served it reports readBytes, what the server read from the file (server.ts reads the
+// blocks of a piece queued together in one read, and each block once), and sentBytes, what
 // this process wrote to its sockets (Linux's /proc/self/io wchar, framing and TLS included; absent
 // elsewhere).
 
