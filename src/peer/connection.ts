@@ -4,6 +4,7 @@
 
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
+import { TLSSocket } from 'node:tls'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import {
@@ -93,14 +94,20 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.socket.write(buf)
   }
 
-  /** A piece message without copying the block: header and data as two writes in one syscall. */
-  sendPiece (piece: number, offset: number, data: Buffer): boolean {
+  /**
+   * A piece message without copying the block. Plain TCP: header and data corked, one syscall. TLS:
+   * two writes, because Node joins corked buffers into a new copy before encrypting (measured: 10%
+   * of a sharer's CPU per GiB). `onWritten` runs once the socket is done with `data` (err: it failed,
+   * and the socket may still hold it); not at all when the connection is closed already (false).
+   */
+  sendPiece (piece: number, offset: number, data: Buffer, onWritten?: (err: Error | null | undefined) => void): boolean {
     if (this.closed) return false
     this.#lastSent = performance.now()
-    this.socket.cork()
+    const corked = !(this.socket instanceof TLSSocket)
+    if (corked) this.socket.cork()
     this.socket.write(encodePieceHeader(piece, offset, data.length))
-    const ok = this.socket.write(data)
-    this.socket.uncork()
+    const ok = this.socket.write(data, onWritten)
+    if (corked) this.socket.uncork()
     return ok
   }
 

@@ -41,9 +41,10 @@ test('delivers typed messages; a piece is sent without copying and arrives intac
   assert.deepEqual(requests[0], { type: 6, piece: 1, offset: BLOCK_BYTES, length: BLOCK_BYTES })
   assert.deepEqual(haves, [7])
   const data = Buffer.alloc(BLOCK_BYTES, 0xab)
-  b.sendPiece(1, BLOCK_BYTES, data)
+  const written = new Promise<unknown>((resolve) => b.sendPiece(1, BLOCK_BYTES, data, resolve))
   await waitFor(() => pieces[0], 'the piece')
   assert.deepEqual(pieces[0]?.data, data)
+  assert.equal(await written, undefined, 'the write callback reports success once the socket is done with the block')
 })
 
 test('a block-sized frame before allowBlocks() is a protocol error: the connection closes with PROTOCOL', async (t) => {
