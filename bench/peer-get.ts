@@ -11,6 +11,7 @@ import { Download } from '../src/peer/download.ts'
 import type { PeerDial } from '../src/peer/download.ts'
 import { loadOrCreateIdentity } from '../src/security/identity.ts'
 import { connect } from '../src/security/transport.ts'
+import { capYoungGeneration } from '../src/common/young-gen.ts'
 
 const { values } = parseArgs({
   options: {
@@ -38,6 +39,7 @@ const dial: PeerDial | undefined = identity === undefined
     ...(o.onread === undefined ? {} : { onread: o.onread }),
     tls: { identity, trust: { kind: 'pin', fingerprint: o.fingerprint! } },
   })).socket
+capYoungGeneration() // as the client process does (src/cli/main.ts)
 const cpuBefore = process.cpuUsage()
 const start = performance.now()
 const d = await Download.open({ meta, fileId: fileId(meta), groupId: 'bench', target: values.target, locate: async () => peers, ...(dial === undefined ? {} : { dial }) })

@@ -19,6 +19,7 @@ import type { PieceSource } from '../src/peer/server.ts'
 import { ShareFile } from '../src/peer/storage.ts'
 import { loadOrCreateIdentity } from '../src/security/identity.ts'
 import { ticketPublicKeyFromRaw, trustedTicketKeys } from '../src/security/tickets.ts'
+import { capYoungGeneration } from '../src/common/young-gen.ts'
 
 const { values } = parseArgs({
   options: { file: { type: 'string' }, meta: { type: 'string' }, mtime: { type: 'string' }, 'upload-limit': { type: 'string', default: '0' },
@@ -47,6 +48,7 @@ const server = await startPeerServer({
   host: '127.0.0.1', port: 0, findSource: (x) => x === id ? source : undefined, uploadLimit,
   ...(identity === undefined ? {} : { security: { identity, trustedKeys: () => keys } }),
 })
+capYoungGeneration() // as the client process does (src/cli/main.ts)
 const cpuReady = process.cpuUsage() // serving CPU only: start-up (type stripping, imports) is not the server's cost
 const writtenReady = written()
 process.stdout.write(JSON.stringify({ port: server.address.port, fingerprint: identity?.fingerprint }) + '\n')

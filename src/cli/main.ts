@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { PeershareError } from '../common/errors.ts'
 import { createLog, setLogLevel } from '../common/log.ts'
+import { capYoungGeneration } from '../common/young-gen.ts'
 import { Client, identityFingerprint } from '../client/core.ts'
 import { runJsonMode } from './json-mode.ts'
 import { parseRate } from './rate.ts'
@@ -93,6 +94,7 @@ async function runClient (argv: string[]): Promise<number> {
     uploadLimit = parsed
   }
 
+  capYoungGeneration() // the client process: downloads allocate like a busy server (young-gen.ts)
   let client: Client
   try {
     if (values['insecure-plaintext']) process.stderr.write(`peershare: ${INSECURE_WARNING}\n`)

@@ -18,7 +18,7 @@ import type { Store } from '../store/store.ts'
 import { loadOrCreateIdentity } from '../security/identity.ts'
 import { loadOrCreateTicketKey } from '../security/ticket-key.ts'
 import { startTrackerServer } from './server.ts'
-import { capYoungGeneration } from './young-gen.ts'
+import { capYoungGeneration } from '../common/young-gen.ts'
 
 const log = createLog('tracker')
 
@@ -171,7 +171,7 @@ async function serve (config: TrackerConfig): Promise<void> {
   const onSignal = (signal: string): void => stop.resolve(signal)
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  capYoungGeneration() // a tracker process only: the setting is process-wide (young-gen.ts)
+  capYoungGeneration() // process-wide: set by the process's own entry (young-gen.ts)
   try {
     const server = await startTrackerServer({
       store,

@@ -1,4 +1,4 @@
-// The tracker's young-generation cap: in a real process that allocates like a busy server (many
+// The young-generation cap: in a real process that allocates like a busy server (many
 // short-lived objects, some surviving a while), V8's new space stops growing at the cap; without
 // it, it grows well past. Each case runs in a child process: the growth factor is process-wide.
 
@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 
 const run = promisify(execFile)
-const moduleUrl = new URL('../../src/tracker/young-gen.ts', import.meta.url).href
+const moduleUrl = new URL('../../src/common/young-gen.ts', import.meta.url).href
 const MB = 1024 * 1024
 
 /** New-space bytes after a burst of allocation, in a fresh process; with `cap`, capYoungGeneration(cap) first. */
