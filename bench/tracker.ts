@@ -17,7 +17,7 @@ import { once } from 'node:events'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { loadOrCreateIdentity } from '../src/security/identity.ts'
@@ -59,7 +59,11 @@ function freePort (): Promise<number> {
 
 /** Spawns a process and resolves once a stdout line matches `ready`. */
 function start (args: string[], ready: RegExp): Promise<{ proc: ChildProcess, line: string }> {
-  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  // the tracker starts as users start it (npm start, npx peershare): the command itself, whose
+  // first line sets the process up (bin/peershare.js), with this Node first on the PATH
+  const proc = args[0] === 'bin/peershare.js'
+    ? spawn(join(root, args[0]), args.slice(1), { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } })
+    : spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! })
     rl.on('line', (line) => { if (ready.test(line)) resolve({ proc, line }) })

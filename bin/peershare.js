@@ -1,6 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 node
 // Entry point of the `peershare` command. The sources are TypeScript run directly by Node 24's type
 // stripping; an older node gets a clear message instead of a syntax error.
+// The glibc setting (read only at process start, hence here): allocations of 1 MiB and more get
+// their own mapping, returned when freed. Without it glibc raises that threshold after the first big
+// free and keeps each scrypt hash's 16 MiB (one per libuv thread: ~66 MB) in its arenas for good.
 import { enableCompileCache } from 'node:module'
 
 const major = Number(process.versions.node.split('.')[0])
