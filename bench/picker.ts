@@ -12,22 +12,14 @@ import { PIECE_BYTES } from '../src/protocol/file-meta.ts'
 import { BLOCK_BYTES } from '../src/protocol/wire.ts'
 import { Picker } from '../src/peer/picker.ts'
 import type { Block } from '../src/peer/picker.ts'
+import { seededRandom } from '../src/common/seeded-random.ts'
 
 const PIECES = 8192
 const PEERS = 4
 const TARGET_BYTES_PER_S = 600e6
 const MS_PER_BLOCK = BLOCK_BYTES / TARGET_BYTES_PER_S * 1000
 
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const seeded = seededRandom
 
 function run (name: string, holds: (peer: number, piece: number) => boolean): void {
   const rand = seeded(1)

@@ -9,18 +9,9 @@ import { Bitfield } from '../../src/common/bitfield.ts'
 import { PIECE_BYTES } from '../../src/protocol/file-meta.ts'
 import { RESCUE_AHEAD, Picker } from '../../src/peer/picker.ts'
 import type { Block } from '../../src/peer/picker.ts'
+import { seededRandom } from '../../src/common/seeded-random.ts'
 
-/** mulberry32: a small seeded generator, so every run makes the same choices. */
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const seeded = seededRandom
 
 interface Asked { peer: string, block: Block, now: number, have: number, endgame: boolean }
 

@@ -10,20 +10,11 @@ import { BLOCK_BYTES, RejectReason } from '../../src/protocol/wire.ts'
 import { ENDGAME_MAX_OWNERS, MAX_STRIKES, NEAR_WINDOW, Picker, REQUEST_TIMEOUT_MS } from '../../src/peer/picker.ts'
 import { MAX_DEPTH, MIN_DEPTH, START_DEPTH } from '../../src/peer/pipeline.ts'
 import type { Block } from '../../src/peer/picker.ts'
+import { seededRandom } from '../../src/common/seeded-random.ts'
 
 const BLOCKS_PER_PIECE = PIECE_BYTES / BLOCK_BYTES
 
-/** mulberry32: a small seeded generator, so every run of a test makes the same choices. */
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const seeded = seededRandom
 
 function bits (size: number, pieces: Iterable<number>): Bitfield {
   const bf = new Bitfield(size)

@@ -1,17 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { RarityIndex } from '../../src/peer/rarity.ts'
+import { seededRandom } from '../../src/common/seeded-random.ts'
 
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const seeded = seededRandom
 
 function index (pieces: number, avail: number[], seed = 1): RarityIndex {
   const r = new RarityIndex(pieces, seeded(seed))
