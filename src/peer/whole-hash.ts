@@ -11,10 +11,10 @@ import type { Hash } from 'node:crypto'
 /**
  * Out-of-order pieces kept in memory for the cursor (at most 32 MiB of 512 KiB pieces). Pieces
  * complete out of order by up to the pieces in flight: 8 peers (download.ts MAX_PEERS) × 32 blocks
- * (pipeline.ts MAX_DEPTH) = 64 pieces. Past this the farthest is read back later, and since pieces
- * are written with direct I/O that read goes to the disk, not the page cache: with 16, three sharers
- * made ~1 s of read-backs after the last piece and halved the throughput (bench:download). Memory is
- * only spent when pieces really arrive out of order; peak RSS did not move.
+ * (pipeline.ts MAX_DEPTH) = 64 pieces. Past this the farthest is read back later: piece-worker.ts
+ * writes pieces that far ahead through the page cache so that this read is a memory copy (written
+ * direct, it is a disk read: with 16, three sharers made ~1 s of read-backs after the last piece and
+ * halved the throughput). Memory is only spent when pieces really arrive out of order.
  */
 export const HOLD_PIECES = 64
 

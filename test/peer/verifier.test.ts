@@ -68,6 +68,27 @@ async function checkVerifier (t: TestContext, store: PieceStore, meta: FileMeta,
   assert.deepEqual(await readFile(join(dir, 'out.bin')), bytes)
 }
 
+test('pieces far ahead of the whole-file hash (past the hold) go through the page cache and are read back', async (t) => {
+  const dir = await tmpDir(t)
+  const src = await makeFile(dir, 'src.bin', SIZE)
+  const bytes = await readFile(src.path)
+  const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id })
+  t.after(() => store.close())
+  // hold 1: with piece 0 missing, pieces 1..4 are at least one ahead: 1 is held, 2-4 written buffered
+  const v = new PieceVerifier({ meta: src.meta, fd: store.fd, directFd: store.directFd, onDisk: store.have(), hold: 1 })
+  t.after(() => v.close())
+  for (const i of [4, 3, 2, 1, 5, 0]) {
+    const buf = v.acquire()
+    piece(bytes, i).copy(buf)
+    assert.equal(await v.submit(i, buf), 'ok')
+  }
+  assert.deepEqual(await v.wholeDigest(), createHash('sha1').update(bytes).digest())
+  assert.equal(v.pooled, v.capacity, 'every buffer is back in the pool')
+  for (let i = 0; i < 6; i++) store.markVerified(i)
+  assert.deepEqual(await store.finish(await v.wholeDigest()), { ok: true })
+  assert.deepEqual(await readFile(join(dir, 'out.bin')), bytes)
+})
+
 test('submit refuses a buffer that is not from acquire(), or one already submitted', async (t) => {
   const dir = await tmpDir(t)
   const src = await makeFile(dir, 'src.bin', SIZE)
