@@ -26,7 +26,11 @@ export interface PeerConnectionEvents {
   request: [msg: WireRequest]
   cancel: [msg: WireCancel]
   reject: [msg: WireReject]
-  /** The block is `msg.parts` (views of received chunks: copy them out); `msg.data` joins them (a copy). */
+  /**
+   * The block is `msg.parts`, views of received chunks valid only during this event (read buffers are
+   * reused: copy them out before returning); `msg.data` is a copy when there are several parts and
+   * such a view when there is one.
+   */
   piece: [msg: ReceivedPiece]
   drain: []
   /** Once, after the socket is gone. `reason` is set when we closed it because of an error. */

@@ -545,6 +545,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         // bytes on disk went bad (lost writes): fetch those pieces again from the peers still here
         this.#finishing = false
         this.#picker = this.#newPicker()
+        this.#assembly.clear() // empty by now (every piece was verified); its buffers were the old verifier's
         this.#startVerifier() // the whole-file hash starts over from what is on disk
         for (const p of this.#peers.values()) if (p.active && p.has !== undefined) this.#picker.addPeer(p.addr, p.has)
         this.#setState('running')

@@ -114,10 +114,14 @@ function onMessage (msg: ToWorker): void {
   })
 }
 
+/** What a file system that opened O_DIRECT may still answer a direct write with: not a disk error. */
+const DIRECT_REFUSED = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'])
+
 /**
  * Asynchronous (libuv's pool): the next piece is hashed while this one is written. Direct when it can
- * be; a direct write the file system refuses after all (EINVAL: alignment it does not accept) turns
- * direct I/O off for the rest of the download and the piece is written again through the page cache.
+ * be; a direct write the file system refuses after all (EINVAL: alignment it does not accept;
+ * EOPNOTSUPP on some FUSE mounts) turns direct I/O off for the rest of the download and the piece is
+ * written again through the page cache.
  */
 function writePiece (data: Uint8Array, position: number, direct: boolean, done: (err: Error | null) => void): void {
   const fd = directFd
@@ -126,7 +130,7 @@ function writePiece (data: Uint8Array, position: number, direct: boolean, done: 
     return
   }
   writeAll(fd, data, position, (err) => {
-    if (err === null || (err as NodeJS.ErrnoException).code !== 'EINVAL') {
+    if (err === null || !DIRECT_REFUSED.has((err as NodeJS.ErrnoException).code ?? '')) {
       done(err)
       return
     }

@@ -194,11 +194,16 @@ async function open (host: string, port: number, opts: DialOptions): Promise<Con
 
   const label = opts.tls.label ?? `${host}:${port}`
   const socket = raw as tls.TLSSocket
+  // between the handshake and the caller's own listeners (a TOFU check writes a file): a reset there
+  // must not be an unhandled 'error'; the caller then finds the socket closed
+  const meanwhile = (): void => {}
   try {
     await once(socket, 'secureConnect', { signal })
+    socket.on('error', meanwhile)
     const fingerprint = peerFingerprint(socket)
     await checkPeer(fingerprint, opts.tls.trust, label)
     signal.throwIfAborted() // a TOFU write may have outlasted the deadline
+    socket.off('error', meanwhile)
     return { socket, peerFingerprint: fingerprint }
   } catch (err) {
     socket.destroy()
