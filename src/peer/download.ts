@@ -447,8 +447,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       // memcpy in Node's C++; copy() into shared memory (the slabs) is V8's relaxed, word-by-word
       // move, half the speed: it was 7% of a TLS download's CPU (perf)
       let at = block.offset
-      for (const part of msg.parts) {
-        if (part.length === 0) continue
+      for (const part of msg.parts) { // never empty (WireReader)
         slot.buf.fill(part, at, at + part.length)
         at += part.length
       }

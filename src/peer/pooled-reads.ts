@@ -16,7 +16,7 @@ export class PooledReads {
   readonly onread: net.OnReadOpts
   #free: Buffer[] = []
   /** Buffers whose bytes the reader may still hold (checked again after every read). */
-  #held: Buffer[] = []
+  readonly #held: Buffer[] = []
   #deliver: ((chunk: Buffer) => void) | undefined
   #retains: (ab: ArrayBufferLike) => boolean = () => false
   /** Bytes read before attach(), copied. */
@@ -60,12 +60,8 @@ export class PooledReads {
     if (deliver === undefined) this.#early.push(Buffer.from(chunk))
     else deliver(chunk)
     this.#held.push(buf)
-    // the reader drops views from the front; typically everything but the last buffer comes back here
-    const still: Buffer[] = []
-    for (const b of this.#held) {
-      if (this.#retains(b.buffer)) still.push(b)
-      else this.#free.push(b)
-    }
-    this.#held = still
+    // the reader consumes bytes in the order they were read: buffers come free oldest first
+    const held = this.#held
+    while (held.length > 0 && !this.#retains(held[0]!.buffer)) this.#free.push(held.shift()!)
   }
 }

@@ -61,8 +61,6 @@ interface Kept {
   unsent: number
   /** Requests read ahead on it plus socket writes of it not yet done. */
   users: number
-  /** In the connection's #pieces. */
-  cached: boolean
   /** The read finished (or failed). */
   settled: boolean
   /** Done with: its buffer was given back (or dropped, when lost). */
@@ -370,7 +368,7 @@ class Served {
     }
     const k: Kept = {
       piece: req.piece, start, end, data: source.read(req.piece, start, end - start), buf: undefined, unsent: end - start, users: 0,
-      cached: true, settled: false, lost: false, retired: false,
+      settled: false, lost: false, retired: false,
     }
     this.#live++
     k.data.then((buf) => {
@@ -403,13 +401,12 @@ class Served {
 
   #uncache (kept: Kept): void {
     if (this.#pieces.get(kept.piece) === kept) this.#pieces.delete(kept.piece)
-    kept.cached = false
     this.#release(kept)
   }
 
   /** Its buffer back to the pool once nothing can read it: out of the cache, read, no request or write on it. */
   #release (kept: Kept): void {
-    if (kept.cached || kept.users > 0 || !kept.settled || kept.retired) return
+    if (this.#pieces.get(kept.piece) === kept || kept.users > 0 || !kept.settled || kept.retired) return
     kept.retired = true
     this.#live--
     if (!kept.lost && kept.buf !== undefined) releasePieceBuffer(kept.buf)
