@@ -33,6 +33,8 @@ import { hashFile } from '../src/peer/hashing.ts'
 import { loadOrCreateIdentity } from '../src/security/identity.ts'
 import { loadOrCreateTicketKey } from '../src/security/ticket-key.ts'
 import { rawPublicKey, signTicket } from '../src/security/tickets.ts'
+import { parseSize } from '../scripts/size.ts'
+import { median } from './stats.ts'
 
 // issue 4: the cap of each of the 4 sharers of (a), and of the slow fourth sharer of (b), with the targets
 const FAIR_CAP = '20MB'
@@ -59,7 +61,7 @@ const limits = values.limits
 if (limits && (values.sharers !== undefined || values['upload-limit'] !== undefined)) {
   fail('--limits runs its own sharers and caps: leave out --sharers and --upload-limit')
 }
-const size = parseSize(values.size ?? (limits ? '512M' : '1G'))
+const size = sizeOption(values.size ?? (limits ? '512M' : '1G'))
 const runs = Number(values.runs)
 if (!(Number.isInteger(runs) && runs >= 1)) fail(`--runs ${values.runs}: a whole number of runs, at least 1`)
 const sharerCounts = (values.sharers ?? '1,3').split(',').map(Number)
@@ -74,6 +76,14 @@ const GiB = 2 ** 30
 const MiB = 2 ** 20
 const MB = 1e6
 
+function sizeOption (text: string): number {
+  try {
+    return parseSize(text)
+  } catch (err) {
+    return fail((err as Error).message)
+  }
+}
+
 function fail (message: string): never {
   console.error(`bench:download: ${message}`)
   process.exit(2)
@@ -85,16 +95,6 @@ function rate (name: string, text: string): number {
   return bps
 }
 
-function parseSize (text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(text)
-  if (m === null) fail(`--size ${text}: use e.g. 256M or 1G`)
-  return Math.round(Number(m[1]) * ({ '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 } as Record<string, number>)[m[2]!.toUpperCase()]!)
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 
 function timed (cmd: string, args: string[]): number {
   const start = performance.now()

@@ -3,6 +3,8 @@
 // until the change shows up. The probe's resolution is one listing round trip (about a tenth of a ms
 // on loopback). The transport is the caller's: it passes the write and the visibility check.
 
+import { percentile } from './stats.ts'
+
 /** A change not visible by then is reported as lost (and the run fails): the issue asks for 1 s. */
 export const GIVE_UP_MS = 10_000
 
@@ -45,11 +47,6 @@ export async function measurePropagation (probe: PropagationProbe, changes: numb
     out.afterAckMs.push(seenAt - ackAt)
   }
   return out
-}
-
-/** The p-th percentile (0-100) of ascending `sorted`, nearest rank. */
-export function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
 /** One line: median, p99 and max of `samples`, in ms. */

@@ -21,6 +21,7 @@ import type { Reply } from './load-client.ts'
 import { PIECE_BYTES, SHA1_BYTES, pieceCount } from '../src/protocol/file-meta.ts'
 import { loadOrCreateIdentity } from '../src/security/identity.ts'
 import type { Identity } from '../src/security/identity.ts'
+import { percentile } from './stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -194,14 +195,13 @@ async function run (workers: Worker[]): Promise<void> {
   stop = true
   await Promise.all(loops)
   const sorted = Float64Array.from(latencies).sort()
-  const q = (p: number): number => sorted[Math.min(count - 1, Math.floor(p * count))] ?? NaN
   process.stdout.write(JSON.stringify({
     connections: n, requests: count, seconds: elapsed, rps: count / elapsed,
-    p50ms: q(0.5), p99ms: q(0.99), maxms: sorted[count - 1] ?? NaN, errors,
+    p50ms: percentile(sorted, 50), p99ms: percentile(sorted, 99), maxms: sorted[count - 1] ?? NaN, errors,
     // which operations make the tail: each one's share of the requests, its p50 and p99
     ops: Object.fromEntries([...byOp].map(([op, xs]) => {
       const s = Float64Array.from(xs).sort()
-      return [op, { share: xs.length / count, p50ms: s[Math.floor(0.5 * s.length)]!, p99ms: s[Math.min(s.length - 1, Math.floor(0.99 * s.length))]! }]
+      return [op, { share: xs.length / count, p50ms: percentile(s, 50), p99ms: percentile(s, 99) }]
     })),
   }) + '\n')
 }

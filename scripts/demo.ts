@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util'
 import { startClient } from '../test/helpers/client.ts'
 import type { StartedClient } from '../test/helpers/client.ts'
 import { ROOT, freePort, trackerCommand, waitForLine } from '../test/helpers/tracker.ts'
+import { parseSize } from './size.ts'
 
 const POLL_MS = 200
 const CHUNK_BYTES = 1 << 20
@@ -49,13 +50,6 @@ function fail (message: string, code = 1): never {
 }
 class DemoAborted extends Error {}
 
-function parseSize (text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(text)
-  if (m === null) throw new Error(`--size ${text}: use e.g. 64M, 256M or 1G`)
-  const bytes = Math.round(Number(m[1]) * ({ '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 } as Record<string, number>)[m[2]!.toUpperCase()]!)
-  if (bytes < 1) throw new Error(`--size ${text}: must be at least 1 byte`)
-  return bytes
-}
 
 /** Streams `size` random bytes to `path` (never the whole file in memory); returns its SHA-1 hex. */
 async function generateFile (path: string, size: number): Promise<string> {
