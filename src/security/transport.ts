@@ -179,7 +179,8 @@ async function open (host: string, port: number, opts: DialOptions): Promise<Con
   signal.throwIfAborted()
   const onread = opts.onread === undefined ? {} : { onread: opts.onread }
   // over TLS the TLS socket makes its own TCP socket: only so do its (decrypted) reads take `onread`
-  const raw = opts.tls === undefined ? net.connect({ host, port, ...onread }) : tls.connect({ host, port, ...onread, ...clientTlsOptions(opts.tls.identity) })
+  const secure = opts.tls === undefined ? undefined : tls.connect({ host, port, ...onread, ...clientTlsOptions(opts.tls.identity) })
+  const raw = secure ?? net.connect({ host, port, ...onread })
   try {
     await once(raw, 'connect', { signal })
   } catch (err) {
@@ -190,10 +191,10 @@ async function open (host: string, port: number, opts: DialOptions): Promise<Con
     throw new PeershareError('UNAVAILABLE', `cannot connect to ${host}:${port} (${code})`, { cause: err })
   }
   raw.setNoDelay(true)
-  if (opts.tls === undefined) return { socket: raw, peerFingerprint: undefined }
+  if (secure === undefined || opts.tls === undefined) return { socket: raw, peerFingerprint: undefined }
 
   const label = opts.tls.label ?? `${host}:${port}`
-  const socket = raw as tls.TLSSocket
+  const socket = secure
   // between the handshake and the caller's own listeners (a TOFU check writes a file): a reset there
   // must not be an unhandled 'error'; the caller then finds the socket closed
   const meanwhile = (): void => {}
