@@ -187,16 +187,20 @@ async function run (workers: Worker[]): Promise<void> {
   measuring = true
   process.stdout.write('measuring\n') // bench/tracker.ts reads the targets' CPU time at these two lines
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
   measuring = false
   process.stdout.write('measured\n')
   const elapsed = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
   const count = latencies.length
   stop = true
   await Promise.all(loops)
   const sorted = Float64Array.from(latencies).sort()
   process.stdout.write(JSON.stringify({
     connections: n, requests: count, seconds: elapsed, rps: count / elapsed,
+    // the load generator shares the machine's cores with the tracker: its own share of them
+    loadCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
     p50ms: percentile(sorted, 50), p99ms: percentile(sorted, 99), maxms: sorted[count - 1] ?? NaN, errors,
     // which operations make the tail: each one's share of the requests, its p50 and p99
     ops: Object.fromEntries([...byOp].map(([op, xs]) => {

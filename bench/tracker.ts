@@ -86,6 +86,8 @@ const died: string[] = []
 
 interface LoadResult {
   connections: number, requests: number, rps: number, p50ms: number, p99ms: number, errors: Record<string, number>
+  /** Cores the load generator itself used while measuring: it shares the machine with the tracker. */
+  loadCpuShare?: number
   ops?: Record<string, { share: number, p50ms: number, p99ms: number }>
 }
 
@@ -237,6 +239,7 @@ try {
         console.log('  by operation (share, p50, p99): ' + Object.entries(r.ops).sort((a, b) => b[1].share - a[1].share)
           .map(([op, o]) => `${op} ${(100 * o.share).toFixed(0)}% ${o.p50ms.toFixed(1)}/${o.p99ms.toFixed(1)} ms`).join(', '))
       }
+      if (r.loadCpuShare !== undefined) console.log(`  load generator: ${(100 * r.loadCpuShare).toFixed(0)}% of a core (same machine)`)
       const errs = Object.entries(r.errors)
       if (errs.length > 0) console.log('  errors: ' + errs.map(([k, v]) => `${k}=${v}`).join(' '))
       // a dead tracker makes every later figure meaningless: stop here, and say why
