@@ -15,6 +15,7 @@ import type { Identity } from './identity.ts'
 import { shortFingerprint } from './identity.ts'
 import { checkPeer, clientTlsOptions, peerFingerprint, serverTlsOptions } from './tls.ts'
 import type { PeerTrust } from './tls.ts'
+import { frontAvailable, startFront } from './tls-front.ts'
 
 const log = createLog('security:transport')
 
@@ -23,14 +24,21 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
 export interface PeerInfo {
   /** "SHA256:<hex>" of the other end's certificate; undefined only over insecure plaintext. */
   fingerprint: string | undefined
+  /** The client's address (with `offload`, the socket handed over is a local one: this is the real client). */
+  remoteAddress: string | undefined
+  remotePort: number | undefined
 }
 
 export interface ListenOptions {
   host: string
   /** 0 picks a free port (tests). */
   port: number
-  /** TLS 1.3 with our identity; every client must present a certificate, whose fingerprint reaches onConnection. */
-  tls?: { identity: Identity }
+  /**
+   * TLS 1.3 with our identity; every client must present a certificate, whose fingerprint reaches
+   * onConnection. `offload`: TLS runs on a thread of its own (tls-front.ts), for a server whose JS
+   * thread is busy with requests; on Linux only, elsewhere it stays in-process.
+   */
+  tls?: { identity: Identity, offload?: boolean }
   /** Plain TCP, on purpose (benchmarks). Today also what omitting `tls` means (see the file comment). */
   insecurePlaintext?: boolean
   /** Called once per accepted connection, after setNoDelay and, over TLS, after the handshake. */
@@ -51,12 +59,13 @@ export async function listen (opts: ListenOptions): Promise<Listener> {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   }
+  if (opts.tls?.offload === true && frontAvailable) return await listenWithFront(opts, opts.tls.identity)
   let server: net.Server
   if (opts.tls === undefined) {
     server = net.createServer((socket) => {
       track(socket)
       socket.setNoDelay(true)
-      opts.onConnection(socket, { fingerprint: undefined })
+      opts.onConnection(socket, { fingerprint: undefined, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort })
     })
   } else {
     const tlsServer = tls.createServer(serverTlsOptions(opts.tls.identity))
@@ -73,7 +82,7 @@ export async function listen (opts: ListenOptions): Promise<Listener> {
       }
       log.debug('TLS connection', { remote: remoteOf(socket), peer: shortFingerprint(fingerprint), cipher: socket.getCipher().name })
       socket.setNoDelay(true)
-      opts.onConnection(socket, { fingerprint })
+      opts.onConnection(socket, { fingerprint, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort })
     })
     // plain TCP, TLS 1.2, garbage: OpenSSL fails the handshake; the socket is closed, nothing is answered
     tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
@@ -106,6 +115,23 @@ export async function listen (opts: ListenOptions): Promise<Listener> {
       })
       return closing
     },
+  }
+}
+
+async function listenWithFront (opts: ListenOptions, identity: Identity): Promise<Listener> {
+  try {
+    const front = await startFront({
+      host: opts.host,
+      port: opts.port,
+      identity,
+      onConnection: (socket, peer) => {
+        log.debug('TLS connection', { remote: `${peer.remoteAddress}:${peer.remotePort}`, peer: shortFingerprint(peer.fingerprint), front: true })
+        opts.onConnection(socket, peer)
+      },
+    })
+    return { address: { host: opts.host, port: front.port }, close: () => front.close() }
+  } catch (err) {
+    throw listenError(err, opts.host, opts.port)
   }
 }
 

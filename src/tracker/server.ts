@@ -15,6 +15,7 @@ import { primeDummyHash } from '../security/passwords.ts'
 import type { Identity } from '../security/identity.ts'
 import type { TicketSigner } from '../security/tickets.ts'
 import { listen } from '../security/transport.ts'
+import type { PeerInfo } from '../security/transport.ts'
 import type { Store } from '../store/store.ts'
 import { withDeadline } from './deadline.ts'
 import { SESSION_OPS, handlers } from './handlers.ts'
@@ -129,8 +130,9 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
   const listener = await listen({
     host: opts.host,
     port: opts.port,
-    ...(opts.tls === undefined ? { insecurePlaintext: true } : { tls: opts.tls }),
-    onConnection: (socket, peer) => new ControlConnection(socket, shared, nextConnNo++, peer.fingerprint),
+    // TLS on a thread of its own: this thread's requests are the tracker's bottleneck (tls-front.ts)
+    ...(opts.tls === undefined ? { insecurePlaintext: true } : { tls: { ...opts.tls, offload: true } }),
+    onConnection: (socket, peer) => new ControlConnection(socket, shared, nextConnNo++, peer),
   })
   let closing: Promise<void> | undefined
   return {
@@ -174,11 +176,11 @@ class ControlConnection {
   #closed = false
   #helloTimer: NodeJS.Timeout | undefined
 
-  constructor (socket: net.Socket, shared: Shared, connNo: number, certFingerprint: string | undefined) {
+  constructor (socket: net.Socket, shared: Shared, connNo: number, peer: PeerInfo) {
     this.#socket = socket
     this.#shared = shared
-    this.#state = { clientId: undefined, peerAddr: undefined, session: undefined, certFingerprint, remoteAddress: socket.remoteAddress }
-    this.#logFields = { conn: connNo, remote: `${socket.remoteAddress}:${socket.remotePort}` }
+    this.#state = { clientId: undefined, peerAddr: undefined, session: undefined, certFingerprint: peer.fingerprint, remoteAddress: peer.remoteAddress }
+    this.#logFields = { conn: connNo, remote: `${peer.remoteAddress}:${peer.remotePort}` }
     this.#ctx = {
       store: shared.store,
       trackerNo: shared.trackerNo,

@@ -1,0 +1,83 @@
+// The TLS front's thread (transport.ts starts it): accepts the TLS 1.3 connections of one listener,
+// and hands each one, decrypted, to the main thread over a Unix socket, after a header that says
+// whose certificate it was (front-header.ts). Bytes are piped both ways, with backpressure, until
+// either side closes; then both are closed. A client without a certificate is refused here.
+// The main thread stops it with Worker.terminate(), which closes the listener and every socket.
+// Imports node: modules and front-header.ts only: it is a thread of its own, kept small.
+
+import { createHash } from 'node:crypto'
+import net from 'node:net'
+import tls from 'node:tls'
+import { parentPort, workerData } from 'node:worker_threads'
+import { encodeFrontHeader } from './front-header.ts'
+
+export interface FrontInit {
+  host: string
+  port: number
+  /** Plain data only (serverTlsOptions: PEM strings, versions, flags). */
+  tlsOptions: tls.TlsOptions
+  /** The main thread's hand-over socket (abstract namespace: starts with "\0"). */
+  handoverPath: string
+  secret: Uint8Array
+  keepAliveMs: number
+  /** Log levels the main thread would print: the others are not even sent. */
+  debug: boolean
+  info: boolean
+}
+
+export type FromFront =
+  | { t: 'listening', port: number }
+  | { t: 'listen-error', code: string, message: string }
+  | { t: 'log', level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown> }
+
+const port = parentPort
+if (port === null) throw new Error('tls-front-worker.ts runs as a worker thread')
+const init = workerData as FrontInit
+const post = (msg: FromFront): void => { port.postMessage(msg) }
+const log = (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>): void => {
+  if ((level === 'debug' && !init.debug) || (level === 'info' && !init.info)) return
+  post({ t: 'log', level, msg, fields })
+}
+
+const server = tls.createServer(init.tlsOptions)
+
+server.on('secureConnection', (socket: tls.TLSSocket) => {
+  const remote = { remoteAddress: socket.remoteAddress ?? '?', remotePort: socket.remotePort ?? 0 }
+  const cert = socket.getPeerX509Certificate()
+  if (cert === undefined) {
+    // nobody to bind a session or a ticket to: refused before reading a byte
+    log('info', 'refused a TLS client without a certificate', { remote: `${remote.remoteAddress}:${remote.remotePort}` })
+    socket.destroy()
+    return
+  }
+  const fingerprint = 'SHA256:' + createHash('sha256').update(cert.raw).digest('hex') // identity.ts fingerprintOf
+  socket.setNoDelay(true)
+  socket.setKeepAlive(true, init.keepAliveMs)
+  const inner = net.connect({ path: init.handoverPath })
+  const closeBoth = (): void => {
+    socket.destroy()
+    inner.destroy()
+  }
+  socket.on('error', closeBoth)
+  inner.on('error', closeBoth)
+  socket.on('close', closeBoth)
+  inner.on('close', closeBoth)
+  inner.write(encodeFrontHeader(init.secret, { fingerprint, ...remote }))
+  socket.pipe(inner)
+  inner.pipe(socket)
+})
+
+// plain TCP, TLS 1.2, garbage: OpenSSL fails the handshake; the socket is closed, nothing is answered
+server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+  log('debug', 'TLS handshake failed', { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, code: err.code ?? err.message })
+  socket.destroy()
+})
+
+server.once('error', (err: NodeJS.ErrnoException) => post({ t: 'listen-error', code: err.code ?? 'error', message: err.message }))
+server.listen({ host: init.host, port: init.port, exclusive: true }, () => {
+  server.removeAllListeners('error')
+  // a failed accept (EMFILE...) must not end the thread; the listener keeps serving others
+  server.on('error', (err: NodeJS.ErrnoException) => log('warn', 'TLS listener error', { code: err.code ?? err.message }))
+  post({ t: 'listening', port: (server.address() as net.AddressInfo).port })
+})
+

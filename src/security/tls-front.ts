@@ -1,0 +1,150 @@
+// A TLS listener whose TLS runs on a thread of its own (tls-front-worker.ts), for a server whose one
+// JS thread is its bottleneck: the tracker. Node's TLS costs that thread about 11 µs per request and
+// reply (SSL_read/SSL_write, the stream machinery and an asynchronous write completion per reply,
+// measured with --cpu-prof under bench:tracker), 26–29% of the tracker's requests/s. The front
+// does that work on the other core and hands each connection over, decrypted, through a Unix socket
+// in the abstract namespace; the handlers get a plain socket and the peer's certificate fingerprint,
+// as they do from an in-process TLS listener (transport.ts). What the hand-over costs the main
+// thread is less than a loopback TCP socket's.
+//
+// Trust: the front refuses clients without a certificate; the header on each hand-over connection
+// carries the process's random secret (front-header.ts), so a local process that finds the socket
+// cannot pose as the front. Linux only (abstract sockets): elsewhere transport.ts keeps TLS in-process.
+
+import { randomBytes } from 'node:crypto'
+import net from 'node:net'
+import { Worker } from 'node:worker_threads'
+import { createLog } from '../common/log.ts'
+import { FRONT_SECRET_BYTES, FrontHeaderReader } from './front-header.ts'
+import type { FromFront, FrontInit } from './tls-front-worker.ts'
+import type { Identity } from './identity.ts'
+import { serverTlsOptions } from './tls.ts'
+
+const log = createLog('security:tls-front')
+
+/** The front's connections get TCP keepalive at this interval: dead clients are found on the real socket. */
+export const FRONT_KEEPALIVE_MS = 30_000
+/** A hand-over connection must say who it carries within this time, or it is dropped. */
+const HEADER_TIMEOUT_MS = 5_000
+/** After the thread died unexpectedly: wait this long, then start another on the same port. */
+const RESTART_DELAY_MS = 1_000
+
+export const frontAvailable = process.platform === 'linux'
+
+export interface FrontOptions {
+  host: string
+  port: number
+  identity: Identity
+  /** Each handed-over connection, with what the front saw of its client. */
+  onConnection: (socket: net.Socket, peer: { fingerprint: string, remoteAddress: string, remotePort: number }) => void
+}
+
+export interface Front {
+  readonly port: number
+  /** The hand-over socket's name (tests: a connection there without the secret must get nowhere). */
+  readonly handoverPath: string
+  close (): Promise<void>
+}
+
+/**
+ * Starts the hand-over socket and the front's thread, and resolves once the front listens on
+ * host:port. Rejects with the listen error's code (EADDRINUSE...) as a NodeJS.ErrnoException.
+ */
+export async function startFront (opts: FrontOptions): Promise<Front> {
+  const secret = randomBytes(FRONT_SECRET_BYTES)
+  const handoverPath = `\0peershare-front-${process.pid}-${randomBytes(8).toString('hex')}`
+  const sockets = new Set<net.Socket>()
+  const handover = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    socket.on('error', () => {}) // the front closed it; 'close' follows
+    receiveHeader(socket, secret, opts.onConnection)
+  })
+  handover.on('error', (err) => log.warn('hand-over socket error', { err }))
+  await new Promise<void>((resolve, reject) => {
+    handover.once('error', reject)
+    handover.listen({ path: handoverPath }, () => { handover.off('error', reject); resolve() })
+  })
+
+  let stopping = false
+  let worker: Worker
+  let restartTimer: NodeJS.Timeout | undefined
+  const init: FrontInit = {
+    host: opts.host,
+    port: opts.port,
+    tlsOptions: serverTlsOptions(opts.identity),
+    handoverPath,
+    secret,
+    keepAliveMs: FRONT_KEEPALIVE_MS,
+    debug: log.enabled('debug'),
+    info: log.enabled('info'),
+  }
+  const start = (port: number): Promise<number> => new Promise((resolve, reject) => {
+    worker = new Worker(new URL('./tls-front-worker.ts', import.meta.url), { workerData: { ...init, port } satisfies FrontInit })
+    let listening = false
+    worker.on('message', (msg: FromFront) => {
+      if (msg.t === 'listening') { listening = true; resolve(msg.port); return }
+      if (msg.t === 'listen-error') { reject(Object.assign(new Error(msg.message), { code: msg.code })); void worker.terminate(); return }
+      log[msg.level](msg.msg, msg.fields)
+    })
+    worker.on('error', (err) => log.error('the TLS front thread failed', { err }))
+    worker.on('exit', () => {
+      if (!listening) { reject(new Error('the TLS front thread ended before it listened')); return }
+      if (stopping) return
+      // its connections are gone with it; clients reconnect to a new front on the same port
+      log.error('the TLS front thread stopped: starting another', { port })
+      restartTimer = setTimeout(() => { start(port).catch((err: unknown) => log.error('cannot restart the TLS front', { err })) }, RESTART_DELAY_MS)
+    })
+  })
+  let port: number
+  try {
+    port = await start(opts.port)
+  } catch (err) {
+    handover.close()
+    throw err
+  }
+  let closing: Promise<void> | undefined
+  return {
+    port,
+    handoverPath,
+    close () {
+      closing ??= (async () => {
+        stopping = true
+        clearTimeout(restartTimer)
+        await worker.terminate() // closes the listener and every TLS socket with the thread
+        for (const s of sockets) s.destroy()
+        await new Promise<void>((resolve) => handover.close(() => resolve()))
+      })()
+      return closing
+    },
+  }
+}
+
+/** Reads the header, then hands the socket on with any bytes that came after it put back. */
+function receiveHeader (socket: net.Socket, secret: Uint8Array, onConnection: FrontOptions['onConnection']): void {
+  const reader = new FrontHeaderReader(secret)
+  const timer = setTimeout(() => {
+    log.warn('hand-over connection without a header in time: dropped')
+    socket.destroy()
+  }, HEADER_TIMEOUT_MS)
+  const onData = (chunk: Buffer): void => {
+    let got: ReturnType<FrontHeaderReader['push']>
+    try {
+      got = reader.push(chunk)
+    } catch (err) {
+      // not our front: nothing of it reaches a handler
+      clearTimeout(timer)
+      log.warn('refused a hand-over connection', { err })
+      socket.destroy()
+      return
+    }
+    if (got === undefined) return
+    clearTimeout(timer)
+    socket.off('data', onData)
+    socket.pause()
+    if (got.rest.length > 0) socket.unshift(got.rest)
+    onConnection(socket, got.peer)
+    socket.resume()
+  }
+  socket.on('data', onData)
+}

@@ -1,0 +1,112 @@
+// The TLS front (TLS on its own thread, connections handed over decrypted) with real sockets: what
+// reaches the handler, what never does, and closing in both directions.
+
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import net from 'node:net'
+import tls from 'node:tls'
+import { test } from 'node:test'
+import type { TestContext } from 'node:test'
+import { PeershareError } from '../../src/common/errors.ts'
+import { loadOrCreateIdentity } from '../../src/security/identity.ts'
+import type { Identity } from '../../src/security/identity.ts'
+import { startFront } from '../../src/security/tls-front.ts'
+import type { Front } from '../../src/security/tls-front.ts'
+import { connect, listen } from '../../src/security/transport.ts'
+import type { PeerInfo } from '../../src/security/transport.ts'
+import { tmpDir } from '../helpers/tmp.ts'
+
+async function ids (t: TestContext): Promise<{ server: Identity, client: Identity }> {
+  const [server, client] = await Promise.all([1, 2].map(async () => loadOrCreateIdentity(await tmpDir(t))))
+  return { server: server!, client: client! }
+}
+
+/** Resolves on 'close', whether the other end closed or reset the connection. */
+function closeOf (socket: net.Socket): Promise<void> {
+  socket.on('error', () => {})
+  return new Promise((resolve) => socket.once('close', () => resolve()))
+}
+
+/** A front whose handler echoes, recording what it was told about each connection. */
+async function echoFront (t: TestContext, identity: Identity): Promise<{ front: Front, peers: PeerInfo[], sockets: net.Socket[] }> {
+  const peers: PeerInfo[] = []
+  const sockets: net.Socket[] = []
+  const front = await startFront({
+    host: '127.0.0.1',
+    port: 0,
+    identity,
+    onConnection: (socket, peer) => { peers.push(peer); sockets.push(socket); socket.pipe(socket) },
+  })
+  t.after(() => front.close())
+  return { front, peers, sockets }
+}
+
+test('a TLS client reaches the handler decrypted, with its certificate fingerprint and its address', async (t) => {
+  const { server, client } = await ids(t)
+  const { front, peers } = await echoFront(t, server)
+  const conn = await connect('127.0.0.1', front.port, { tls: { identity: client, trust: { kind: 'pin', fingerprint: server.fingerprint } } })
+  t.after(() => { conn.socket.destroy() })
+  const localPort = conn.socket.localPort
+  // more than one TLS record and more than one socket read on the way, both ways
+  const payload = Buffer.alloc(300_000, 'x')
+  conn.socket.write(payload)
+  let echoed = 0
+  for await (const chunk of conn.socket) {
+    echoed += (chunk as Buffer).length
+    if (echoed >= payload.length) break
+  }
+  assert.equal(echoed, payload.length)
+  assert.equal(peers.length, 1)
+  assert.equal(peers[0]!.fingerprint, client.fingerprint)
+  assert.equal(peers[0]!.remoteAddress, '127.0.0.1')
+  assert.equal(peers[0]!.remotePort, localPort)
+})
+
+test('a client without a certificate, plain TCP, and a hand-over without the secret never reach the handler', async (t) => {
+  const { server } = await ids(t)
+  const { front, peers } = await echoFront(t, server)
+  const noCert = tls.connect({ host: '127.0.0.1', port: front.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' })
+  await closeOf(noCert)
+  const plain = net.connect({ host: '127.0.0.1', port: front.port })
+  plain.write('hello\n'.repeat(100))
+  await closeOf(plain)
+  // straight to the hand-over socket, with a header whose secret is wrong
+  const forged = net.connect({ path: front.handoverPath })
+  forged.write(Buffer.alloc(64, 1))
+  await closeOf(forged)
+  assert.equal(peers.length, 0)
+})
+
+test('closing either end closes the other', async (t) => {
+  const { server, client } = await ids(t)
+  const { front, sockets } = await echoFront(t, server)
+  const dialOnce = async (): Promise<net.Socket> => {
+    const conn = await connect('127.0.0.1', front.port, { tls: { identity: client, trust: { kind: 'any' } } })
+    conn.socket.on('error', () => {})
+    conn.socket.write('x')
+    await once(conn.socket, 'data') // handed over and echoed
+    return conn.socket
+  }
+  const first = await dialOnce()
+  const handedOver = sockets.at(-1)!
+  const closedInside = closeOf(handedOver)
+  first.destroy()
+  await closedInside
+  const second = await dialOnce()
+  const closedOutside = closeOf(second)
+  sockets.at(-1)!.destroy() // the handler drops its client
+  await closedOutside
+})
+
+test('listen with offload: a taken port is UNAVAILABLE naming it; close() stops accepting', async (t) => {
+  const { server, client } = await ids(t)
+  const first = await listen({ host: '127.0.0.1', port: 0, tls: { identity: server, offload: true }, onConnection: (s) => s.pipe(s) })
+  await assert.rejects(listen({ host: '127.0.0.1', port: first.address.port, tls: { identity: server, offload: true }, onConnection: () => {} }), (err: unknown) =>
+    err instanceof PeershareError && err.code === 'UNAVAILABLE' && err.message.includes(`port ${first.address.port} on 127.0.0.1 is already in use`))
+  const conn = await connect('127.0.0.1', first.address.port, { tls: { identity: client, trust: { kind: 'any' } } })
+  const closed = closeOf(conn.socket)
+  await first.close()
+  await closed
+  await assert.rejects(connect('127.0.0.1', first.address.port, { tls: { identity: client, trust: { kind: 'any' } } }), (err: unknown) =>
+    err instanceof PeershareError && err.code === 'UNAVAILABLE')
+})
