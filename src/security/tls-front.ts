@@ -26,6 +26,11 @@ const log = createLog('security:tls-front')
 export const FRONT_KEEPALIVE_MS = 30_000
 /** A hand-over connection must say who it carries within this time, or it is dropped. */
 const HEADER_TIMEOUT_MS = 5_000
+/**
+ * Hand-overs waiting for the main thread to accept them. A Unix socket refuses a connect outright
+ * when its queue is full (TCP would retry), so it is as deep as the kernel allows (somaxconn caps it).
+ */
+const HANDOVER_BACKLOG = 4096
 /** After the thread died unexpectedly: wait this long, then start another on the same port. */
 const RESTART_DELAY_MS = 1_000
 
@@ -63,7 +68,7 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
   handover.on('error', (err) => log.warn('hand-over socket error', { err }))
   await new Promise<void>((resolve, reject) => {
     handover.once('error', reject)
-    handover.listen({ path: handoverPath }, () => { handover.off('error', reject); resolve() })
+    handover.listen({ path: handoverPath, backlog: HANDOVER_BACKLOG }, () => { handover.off('error', reject); resolve() })
   })
 
   let stopping = false
