@@ -5,6 +5,7 @@
 // only when the secret matches. Pure: no sockets here.
 
 import { timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
 
 export const FRONT_SECRET_BYTES = 32
 /** The JSON part is a fingerprint and an address: far below this. */
@@ -61,7 +62,7 @@ function parsePeer (bytes: Buffer): FrontPeer {
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>
   const { fingerprint, remoteAddress, remotePort } = o
   if (typeof fingerprint !== 'string' || !FINGERPRINT.test(fingerprint)) throw new Error('front header: bad fingerprint')
-  if (typeof remoteAddress !== 'string' || remoteAddress.length > 64) throw new Error('front header: bad address')
+  if (typeof remoteAddress !== 'string' || isIP(remoteAddress) === 0) throw new Error('front header: bad address')
   if (typeof remotePort !== 'number' || !Number.isInteger(remotePort) || remotePort < 0 || remotePort > 65535) throw new Error('front header: bad port')
   return { fingerprint, remoteAddress, remotePort }
 }

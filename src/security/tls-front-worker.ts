@@ -42,7 +42,10 @@ const log = (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<strin
 const server = tls.createServer(init.tlsOptions)
 
 server.on('secureConnection', (socket: tls.TLSSocket) => {
-  const remote = { remoteAddress: socket.remoteAddress ?? '?', remotePort: socket.remotePort ?? 0 }
+  const remoteAddress = socket.remoteAddress
+  const remotePort = socket.remotePort
+  if (remoteAddress === undefined || remotePort === undefined) { socket.destroy(); return } // gone already
+  const remote = { remoteAddress, remotePort }
   const cert = socket.getPeerX509Certificate()
   if (cert === undefined) {
     // nobody to bind a session or a ticket to: refused before reading a byte

@@ -24,15 +24,23 @@ const log = createLog('security:tls-front')
 
 /** The front's connections get TCP keepalive at this interval: dead clients are found on the real socket. */
 export const FRONT_KEEPALIVE_MS = 30_000
-/** A hand-over connection must say who it carries within this time, or it is dropped. */
-const HEADER_TIMEOUT_MS = 5_000
+/** A hand-over connection must say who it carries within this time (the front sends it at once), or it is dropped. */
+const HEADER_TIMEOUT_MS = 1_000
+/**
+ * Hand-over connections still without their header, at most. The abstract socket can be reached by any
+ * local process: past this, new ones are dropped at once, so nobody can pile up descriptors here.
+ */
+const MAX_PENDING_HANDOVERS = 1024
+/** Refused hand-overs are logged at most once per this interval (with a count), so they cannot flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000
 /**
  * Hand-overs waiting for the main thread to accept them. A Unix socket refuses a connect outright
  * when its queue is full (TCP would retry), so it is as deep as the kernel allows (somaxconn caps it).
  */
 const HANDOVER_BACKLOG = 4096
-/** After the thread died unexpectedly: wait this long, then start another on the same port. */
+/** After the thread died unexpectedly: wait this long, then start another on the same port (doubling, up to the max). */
 const RESTART_DELAY_MS = 1_000
+const MAX_RESTART_DELAY_MS = 30_000
 
 export const frontAvailable = process.platform === 'linux'
 
@@ -42,6 +50,8 @@ export interface FrontOptions {
   identity: Identity
   /** Each handed-over connection, with what the front saw of its client. */
   onConnection: (socket: net.Socket, peer: { fingerprint: string, remoteAddress: string, remotePort: number }) => void
+  /** Tests: how long a hand-over may take to send its header (default HEADER_TIMEOUT_MS). */
+  headerTimeoutMs?: number
 }
 
 export interface Front {
@@ -59,11 +69,19 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
   const secret = randomBytes(FRONT_SECRET_BYTES)
   const handoverPath = `\0peershare-front-${process.pid}-${randomBytes(8).toString('hex')}`
   const sockets = new Set<net.Socket>()
+  const pending = { count: 0 }
+  const refusals = new RefusalLog()
+  const headerTimeoutMs = opts.headerTimeoutMs ?? HEADER_TIMEOUT_MS
   const handover = net.createServer((socket) => {
+    socket.on('error', () => {}) // the front closed it; 'close' follows
+    if (pending.count >= MAX_PENDING_HANDOVERS) {
+      refusals.add('too many hand-over connections without a header')
+      socket.destroy()
+      return
+    }
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    socket.on('error', () => {}) // the front closed it; 'close' follows
-    receiveHeader(socket, secret, opts.onConnection)
+    receiveHeader(socket, secret, headerTimeoutMs, pending, refusals, opts.onConnection)
   })
   handover.on('error', (err) => log.warn('hand-over socket error', { err }))
   await new Promise<void>((resolve, reject) => {
@@ -74,6 +92,7 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
   let stopping = false
   let worker: Worker
   let restartTimer: NodeJS.Timeout | undefined
+  let restartDelay = RESTART_DELAY_MS
   const init: FrontInit = {
     host: opts.host,
     port: opts.port,
@@ -87,23 +106,36 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
   const start = (port: number): Promise<number> => new Promise((resolve, reject) => {
     worker = new Worker(new URL('./tls-front-worker.ts', import.meta.url), { workerData: { ...init, port } satisfies FrontInit })
     let listening = false
+    let failure: Error | undefined
     worker.on('message', (msg: FromFront) => {
-      if (msg.t === 'listening') { listening = true; resolve(msg.port); return }
+      if (msg.t === 'listening') { listening = true; restartDelay = RESTART_DELAY_MS; resolve(msg.port); return }
       if (msg.t === 'listen-error') { reject(Object.assign(new Error(msg.message), { code: msg.code })); void worker.terminate(); return }
       log[msg.level](msg.msg, msg.fields)
     })
-    worker.on('error', (err) => log.error('the TLS front thread failed', { err }))
+    worker.on('error', (err) => {
+      failure = err
+      if (listening && !stopping) log.error('the TLS front thread failed', { err })
+    })
     worker.on('exit', () => {
-      if (!listening) { reject(new Error('the TLS front thread ended before it listened')); return }
-      if (stopping) return
-      // its connections are gone with it; clients reconnect to a new front on the same port
-      log.error('the TLS front thread stopped: starting another', { port })
-      restartTimer = setTimeout(() => { start(port).catch((err: unknown) => log.error('cannot restart the TLS front', { err })) }, RESTART_DELAY_MS)
+      if (!listening) { reject(failure ?? new Error('the TLS front thread ended before it listened')); return }
+      if (!stopping) restart(port)
     })
   })
+  // its connections are gone with the thread; clients reconnect to a new front on the same port
+  const restart = (port: number): void => {
+    log.error('the TLS front thread stopped: starting another', { port, inMs: restartDelay })
+    restartTimer = setTimeout(() => {
+      start(port).catch((err: unknown) => {
+        if (stopping) return
+        log.error('cannot restart the TLS front', { port, err })
+        restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS)
+        restart(port)
+      })
+    }, restartDelay)
+  }
   let port: number
   try {
-    port = await start(opts.port)
+    port = await start(opts.port) // the bound port: a restart binds this one again, also when 0 was asked for
   } catch (err) {
     handover.close()
     throw err
@@ -125,31 +157,63 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
   }
 }
 
-/** Reads the header, then hands the socket on with any bytes that came after it put back. */
-function receiveHeader (socket: net.Socket, secret: Uint8Array, onConnection: FrontOptions['onConnection']): void {
+/**
+ * Reads the header in paused mode ('readable', read()), then hands the socket on with the bytes that
+ * came after the header put back first. The socket never flowed, so it is handed on as a fresh one is:
+ * bytes wait until the handler reads them ('data' listener, resume() or read()), whenever it does.
+ */
+function receiveHeader (socket: net.Socket, secret: Uint8Array, timeoutMs: number, pending: { count: number },
+  refusals: RefusalLog, onConnection: FrontOptions['onConnection']): void {
   const reader = new FrontHeaderReader(secret)
+  pending.count++
+  let waiting = true
+  const done = (): void => {
+    if (!waiting) return
+    waiting = false
+    pending.count--
+    clearTimeout(timer)
+  }
   const timer = setTimeout(() => {
-    log.warn('hand-over connection without a header in time: dropped')
+    refusals.add('hand-over connection without a header in time')
     socket.destroy()
-  }, HEADER_TIMEOUT_MS)
-  const onData = (chunk: Buffer): void => {
-    let got: ReturnType<FrontHeaderReader['push']>
-    try {
-      got = reader.push(chunk)
-    } catch (err) {
-      // not our front: nothing of it reaches a handler
-      clearTimeout(timer)
-      log.warn('refused a hand-over connection', { err })
-      socket.destroy()
+  }, timeoutMs)
+  timer.unref()
+  socket.once('close', done)
+  const onReadable = (): void => {
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+      let got: ReturnType<FrontHeaderReader['push']>
+      try {
+        got = reader.push(chunk)
+      } catch (err) {
+        // not our front: nothing of it reaches a handler
+        refusals.add(`hand-over refused: ${(err as Error).message}`)
+        socket.destroy()
+        return
+      }
+      if (got === undefined) continue
+      done()
+      socket.off('readable', onReadable)
+      if (got.rest.length > 0) socket.unshift(got.rest)
+      onConnection(socket, got.peer)
       return
     }
-    if (got === undefined) return
-    clearTimeout(timer)
-    socket.off('data', onData)
-    socket.pause()
-    if (got.rest.length > 0) socket.unshift(got.rest)
-    onConnection(socket, got.peer)
-    socket.resume()
   }
-  socket.on('data', onData)
+  socket.on('readable', onReadable)
+}
+
+/** Counts refused hand-overs and logs them at most once per REFUSAL_LOG_INTERVAL_MS. */
+class RefusalLog {
+  #count = 0
+  #last = 0
+  #reason = ''
+
+  add (reason: string): void {
+    this.#count++
+    this.#reason = reason
+    const now = performance.now()
+    if (this.#last !== 0 && now - this.#last < REFUSAL_LOG_INTERVAL_MS) return
+    log.warn('refused hand-over connections (not from our TLS front)', { count: this.#count, last: this.#reason })
+    this.#count = 0
+    this.#last = now
+  }
 }

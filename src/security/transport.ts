@@ -54,12 +54,12 @@ export interface Listener {
 
 export async function listen (opts: ListenOptions): Promise<Listener> {
   if (opts.tls !== undefined && opts.insecurePlaintext === true) throw new TypeError('listen: tls and insecurePlaintext exclude each other')
+  if (opts.tls?.offload === true && frontAvailable) return await listenWithFront(opts, opts.tls.identity)
   const sockets = new Set<net.Socket>()
   const track = (socket: net.Socket): void => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   }
-  if (opts.tls?.offload === true && frontAvailable) return await listenWithFront(opts, opts.tls.identity)
   let server: net.Server
   if (opts.tls === undefined) {
     server = net.createServer((socket) => {

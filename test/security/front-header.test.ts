@@ -49,6 +49,7 @@ describe('front header', () => {
       { ...peer, fingerprint: 'SHA256:xyz' },
       { ...peer, fingerprint: 7 },
       { ...peer, remoteAddress: 'x'.repeat(65) },
+      { ...peer, remoteAddress: '?' },
       { ...peer, remotePort: 70_000 },
       { ...peer, remotePort: 1.5 },
       [peer],

@@ -10,6 +10,8 @@ import type { TestContext } from 'node:test'
 import { PeershareError } from '../../src/common/errors.ts'
 import { loadOrCreateIdentity } from '../../src/security/identity.ts'
 import type { Identity } from '../../src/security/identity.ts'
+import { randomBytes } from 'node:crypto'
+import { FRONT_SECRET_BYTES, encodeFrontHeader } from '../../src/security/front-header.ts'
 import { startFront } from '../../src/security/tls-front.ts'
 import type { Front } from '../../src/security/tls-front.ts'
 import { connect, listen } from '../../src/security/transport.ts'
@@ -28,7 +30,7 @@ function closeOf (socket: net.Socket): Promise<void> {
 }
 
 /** A front whose handler echoes, recording what it was told about each connection. */
-async function echoFront (t: TestContext, identity: Identity): Promise<{ front: Front, peers: PeerInfo[], sockets: net.Socket[] }> {
+async function echoFront (t: TestContext, identity: Identity, headerTimeoutMs?: number): Promise<{ front: Front, peers: PeerInfo[], sockets: net.Socket[] }> {
   const peers: PeerInfo[] = []
   const sockets: net.Socket[] = []
   const front = await startFront({
@@ -36,6 +38,7 @@ async function echoFront (t: TestContext, identity: Identity): Promise<{ front: 
     port: 0,
     identity,
     onConnection: (socket, peer) => { peers.push(peer); sockets.push(socket); socket.pipe(socket) },
+    ...(headerTimeoutMs === undefined ? {} : { headerTimeoutMs }),
   })
   t.after(() => front.close())
   return { front, peers, sockets }
@@ -64,15 +67,16 @@ test('a TLS client reaches the handler decrypted, with its certificate fingerpri
 
 test('a client without a certificate, plain TCP, and a hand-over without the secret never reach the handler', async (t) => {
   const { server } = await ids(t)
-  const { front, peers } = await echoFront(t, server)
+  // no header timeout within the test: the forged hand-over below can only be closed by the secret check
+  const { front, peers } = await echoFront(t, server, 600_000)
   const noCert = tls.connect({ host: '127.0.0.1', port: front.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' })
   await closeOf(noCert)
   const plain = net.connect({ host: '127.0.0.1', port: front.port })
   plain.write('hello\n'.repeat(100))
   await closeOf(plain)
-  // straight to the hand-over socket, with a header whose secret is wrong
+  // straight to the hand-over socket, with a complete, well-formed header whose secret is wrong
   const forged = net.connect({ path: front.handoverPath })
-  forged.write(Buffer.alloc(64, 1))
+  forged.write(encodeFrontHeader(randomBytes(FRONT_SECRET_BYTES), { fingerprint: 'SHA256:' + 'ab'.repeat(32), remoteAddress: '127.0.0.1', remotePort: 1 }))
   await closeOf(forged)
   assert.equal(peers.length, 0)
 })
@@ -109,4 +113,33 @@ test('listen with offload: a taken port is UNAVAILABLE naming it; close() stops 
   await closed
   await assert.rejects(connect('127.0.0.1', first.address.port, { tls: { identity: client, trust: { kind: 'any' } } }), (err: unknown) =>
     err instanceof PeershareError && err.code === 'UNAVAILABLE')
+})
+
+test('a handler that reads late gets every byte, in order; a hand-over without a header is dropped', async (t) => {
+  const { server, client } = await ids(t)
+  const handed: net.Socket[] = []
+  const arrived = Promise.withResolvers<void>()
+  const front = await startFront({
+    host: '127.0.0.1',
+    port: 0,
+    identity: server,
+    headerTimeoutMs: 200,
+    onConnection: (socket) => { handed.push(socket); arrived.resolve() }, // no listener yet: it reads later
+  })
+  t.after(() => front.close())
+  const conn = await connect('127.0.0.1', front.port, { tls: { identity: client, trust: { kind: 'any' } } })
+  conn.socket.on('error', () => {})
+  const payload = Buffer.alloc(1_000_000)
+  for (let i = 0; i < payload.length; i++) payload[i] = i % 251
+  conn.socket.end(payload)
+  await arrived.promise
+  // a later turn: bytes that flowed with nobody listening would be gone by now
+  await new Promise<void>((resolve) => setImmediate(resolve))
+  const got: Buffer[] = []
+  for await (const chunk of handed[0]!) got.push(chunk as Buffer)
+  assert.ok(Buffer.concat(got).equals(payload))
+
+  const silent = net.connect({ path: front.handoverPath })
+  await closeOf(silent) // nothing sent: the header timeout closes it
+  assert.equal(handed.length, 1)
 })
