@@ -3,13 +3,13 @@
 // whose certificate it was (front-header.ts). Bytes are piped both ways, with backpressure, until
 // either side closes; then both are closed. A client without a certificate is refused here.
 // The main thread stops it with Worker.terminate(), which closes the listener and every socket.
-// Imports node: modules and front-header.ts only: it is a thread of its own, kept small.
+// Imports node: modules and small modules of ours only: it is a thread of its own, kept small.
 
-import { createHash } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import { parentPort, workerData } from 'node:worker_threads'
 import { encodeFrontHeader } from './front-header.ts'
+import { peerFingerprint } from './tls.ts'
 
 export interface FrontInit {
   host: string
@@ -46,14 +46,13 @@ server.on('secureConnection', (socket: tls.TLSSocket) => {
   const remotePort = socket.remotePort
   if (remoteAddress === undefined || remotePort === undefined) { socket.destroy(); return } // gone already
   const remote = { remoteAddress, remotePort }
-  const cert = socket.getPeerX509Certificate()
-  if (cert === undefined) {
+  const fingerprint = peerFingerprint(socket) // as an in-process TLS listener names its clients
+  if (fingerprint === undefined) {
     // nobody to bind a session or a ticket to: refused before reading a byte
     log('info', 'refused a TLS client without a certificate', { remote: `${remote.remoteAddress}:${remote.remotePort}` })
     socket.destroy()
     return
   }
-  const fingerprint = 'SHA256:' + createHash('sha256').update(cert.raw).digest('hex') // identity.ts fingerprintOf
   socket.setNoDelay(true)
   socket.setKeepAlive(true, init.keepAliveMs)
   const inner = net.connect({ path: init.handoverPath })

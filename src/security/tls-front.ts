@@ -16,6 +16,7 @@ import net from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { createLog } from '../common/log.ts'
 import { FRONT_SECRET_BYTES, FrontHeaderReader } from './front-header.ts'
+import type { FrontPeer } from './front-header.ts'
 import type { FromFront, FrontInit } from './tls-front-worker.ts'
 import type { Identity } from './identity.ts'
 import { serverTlsOptions } from './tls.ts'
@@ -49,7 +50,7 @@ export interface FrontOptions {
   port: number
   identity: Identity
   /** Each handed-over connection, with what the front saw of its client. */
-  onConnection: (socket: net.Socket, peer: { fingerprint: string, remoteAddress: string, remotePort: number }) => void
+  onConnection: (socket: net.Socket, peer: FrontPeer) => void
   /** Tests: how long a hand-over may take to send its header (default HEADER_TIMEOUT_MS). */
   headerTimeoutMs?: number
 }
@@ -69,19 +70,61 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
   const secret = randomBytes(FRONT_SECRET_BYTES)
   const handoverPath = `\0peershare-front-${process.pid}-${randomBytes(8).toString('hex')}`
   const sockets = new Set<net.Socket>()
-  const pending = { count: 0 }
   const refusals = new RefusalLog()
   const headerTimeoutMs = opts.headerTimeoutMs ?? HEADER_TIMEOUT_MS
+  let pending = 0 // hand-overs still without their header
+
+  /**
+   * Reads the header in paused mode ('readable', read()), then hands the socket on with the bytes that
+   * came after the header put back first. The socket never flowed, so it is handed on as a fresh one is:
+   * bytes wait until the handler reads them ('data' listener, resume() or read()), whenever it does.
+   */
+  const receiveHeader = (socket: net.Socket): void => {
+    const reader = new FrontHeaderReader(secret)
+    pending++
+    const timer = setTimeout(() => {
+      refusals.add('hand-over connection without a header in time')
+      socket.destroy()
+    }, headerTimeoutMs)
+    timer.unref()
+    const done = (): void => {
+      pending--
+      clearTimeout(timer)
+      socket.off('close', done)
+      socket.off('readable', onReadable)
+    }
+    const onReadable = (): void => {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        let got: ReturnType<FrontHeaderReader['push']>
+        try {
+          got = reader.push(chunk)
+        } catch (err) {
+          // not our front: nothing of it reaches a handler
+          refusals.add(`hand-over refused: ${(err as Error).message}`)
+          socket.destroy()
+          return
+        }
+        if (got === undefined) continue
+        done()
+        if (got.rest.length > 0) socket.unshift(got.rest)
+        opts.onConnection(socket, got.peer)
+        return
+      }
+    }
+    socket.once('close', done)
+    socket.on('readable', onReadable)
+  }
+
   const handover = net.createServer((socket) => {
     socket.on('error', () => {}) // the front closed it; 'close' follows
-    if (pending.count >= MAX_PENDING_HANDOVERS) {
+    if (pending >= MAX_PENDING_HANDOVERS) {
       refusals.add('too many hand-over connections without a header')
       socket.destroy()
       return
     }
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    receiveHeader(socket, secret, headerTimeoutMs, pending, refusals, opts.onConnection)
+    receiveHeader(socket)
   })
   handover.on('error', (err) => log.warn('hand-over socket error', { err }))
   await new Promise<void>((resolve, reject) => {
@@ -155,50 +198,6 @@ export async function startFront (opts: FrontOptions): Promise<Front> {
       return closing
     },
   }
-}
-
-/**
- * Reads the header in paused mode ('readable', read()), then hands the socket on with the bytes that
- * came after the header put back first. The socket never flowed, so it is handed on as a fresh one is:
- * bytes wait until the handler reads them ('data' listener, resume() or read()), whenever it does.
- */
-function receiveHeader (socket: net.Socket, secret: Uint8Array, timeoutMs: number, pending: { count: number },
-  refusals: RefusalLog, onConnection: FrontOptions['onConnection']): void {
-  const reader = new FrontHeaderReader(secret)
-  pending.count++
-  let waiting = true
-  const done = (): void => {
-    if (!waiting) return
-    waiting = false
-    pending.count--
-    clearTimeout(timer)
-  }
-  const timer = setTimeout(() => {
-    refusals.add('hand-over connection without a header in time')
-    socket.destroy()
-  }, timeoutMs)
-  timer.unref()
-  socket.once('close', done)
-  const onReadable = (): void => {
-    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
-      let got: ReturnType<FrontHeaderReader['push']>
-      try {
-        got = reader.push(chunk)
-      } catch (err) {
-        // not our front: nothing of it reaches a handler
-        refusals.add(`hand-over refused: ${(err as Error).message}`)
-        socket.destroy()
-        return
-      }
-      if (got === undefined) continue
-      done()
-      socket.off('readable', onReadable)
-      if (got.rest.length > 0) socket.unshift(got.rest)
-      onConnection(socket, got.peer)
-      return
-    }
-  }
-  socket.on('readable', onReadable)
 }
 
 /** Counts refused hand-overs and logs them at most once per REFUSAL_LOG_INTERVAL_MS. */
