@@ -12,14 +12,13 @@ import { PIECE_BYTES } from '../src/protocol/file-meta.ts'
 import { BLOCK_BYTES } from '../src/protocol/wire.ts'
 import { Picker } from '../src/peer/picker.ts'
 import type { Block } from '../src/peer/picker.ts'
-import { seededRandom } from '../src/common/seeded-random.ts'
+import { seededRandom as seeded } from '../src/common/seeded-random.ts'
 
 const PIECES = 8192
 const PEERS = 4
 const TARGET_BYTES_PER_S = 600e6
 const MS_PER_BLOCK = BLOCK_BYTES / TARGET_BYTES_PER_S * 1000
 
-const seeded = seededRandom
 
 function run (name: string, holds: (peer: number, piece: number) => boolean): void {
   const rand = seeded(1)

@@ -24,7 +24,7 @@ import { createLog } from './log.ts'
 const log = createLog('heap')
 
 /** New space (both semi-spaces) the tracker lets V8 grow to: 16 MiB, i.e. --max-semi-space-size=8. */
-export const YOUNG_GEN_CAP_BYTES = 16 * 1024 * 1024
+const YOUNG_GEN_CAP_BYTES = 16 * 1024 * 1024
 
 /** V8's own growth factor (its default): used below the cap. */
 const DEFAULT_GROWTH_FACTOR = 2

@@ -63,11 +63,14 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #timer: NodeJS.Timeout
   #idleTimeoutMs: number
   #keepAliveMs: number
+  /** Plain TCP: a piece's header and block go corked, as one syscall (sendPiece says why not over TLS). */
+  readonly #corkPieces: boolean
 
   constructor (socket: net.Socket, opts: PeerConnectionOptions = {}) {
     super()
     this.socket = socket
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+    this.#corkPieces = !(socket instanceof TLSSocket)
     this.#keepAliveMs = opts.keepAliveMs ?? KEEP_ALIVE_MS
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS
     // both: a socket made without the reads' `onread` (a dialer that ignored it) still emits 'data'
@@ -107,11 +110,10 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   sendPiece (piece: number, offset: number, data: Buffer, onWritten?: (err: Error | null | undefined) => void): boolean {
     if (this.closed) return false
     this.#lastSent = performance.now()
-    const corked = !(this.socket instanceof TLSSocket)
-    if (corked) this.socket.cork()
+    if (this.#corkPieces) this.socket.cork()
     this.socket.write(encodePieceHeader(piece, offset, data.length))
     const ok = this.socket.write(data, onWritten)
-    if (corked) this.socket.uncork()
+    if (this.#corkPieces) this.socket.uncork()
     return ok
   }
 

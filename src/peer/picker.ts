@@ -58,7 +58,7 @@ const NEAR_SCAN_LIMIT = 1024 // bounds the scan past started and verified pieces
 // While a peer this many times slower than the rest fetches one piece near the front, the rest fetch
 // more pieces than whole-hash.ts holds out of order: the hash waits for that piece and reads the
 // overflow back later. Equal peers never qualify (MAX_PEERS is 8), rate-limited ones far below do.
-export const SLOW_PEER_RATIO = HOLD_PIECES
+const SLOW_PEER_RATIO = HOLD_PIECES
 // Pieces verified past the first missing one at which its slow holder is helped (#rescue): half of
 // what whole-hash.ts holds, so the duplicates arrive (behind a fast peer's queue) before it spills.
 export const RESCUE_AHEAD = HOLD_PIECES / 2
@@ -215,18 +215,19 @@ export class Picker {
     let want = peer.pipeline.depth(this.#blockBytes) - peer.inflight.size
     if (want <= 0) return []
     const out: Block[] = []
-    const slow = this.#isSlow(peer)
+    const rates = this.#rateSum() // no rate changes during next()
+    const slow = this.#isSlow(peer, rates)
+    // only onPieceVerified sets #have: once per next() is enough
     while (this.#firstMissing < this.pieceCount && this.#have.get(this.#firstMissing)) this.#firstMissing++
-    if (!slow) want -= this.#rescue(peer, want, out, now)
+    if (!slow) want -= this.#rescue(peer, want, out, now, rates)
     for (const prog of this.#started) { // deleting the current entry while iterating a Set is safe
       if (want === 0) return out
       if (!peer.has.get(prog.piece) || (prog.exclusive !== undefined && prog.exclusive !== peer)) continue
-      if (slow && this.#fastCanFinish(prog, peer)) continue // it would hold up a piece near the front
+      if (slow && this.#fastCanFinish(prog, peer, rates)) continue // it would hold up a piece near the front
       want -= this.#take(peer, prog, want, out, now)
     }
     const usable = (i: number): boolean => peer.has.get(i)
     while (want > 0) {
-      while (this.#firstMissing < this.pieceCount && this.#have.get(this.#firstMissing)) this.#firstMissing++
       const piece = slow
         ? this.#rarity.rarestFar(usable, NEAR_SCAN_LIMIT)
         : this.#rarity.rarestNear(usable, this.#firstMissing, NEAR_WINDOW, NEAR_SCAN_LIMIT)
@@ -440,38 +441,32 @@ export class Picker {
    * Duplicates to `peer` the outstanding blocks of the first missing piece when the whole-file hash
    * waits on it (RESCUE_AHEAD verified past it) and their holder is slow or unmeasured.
    */
-  #rescue (peer: PeerState, max: number, out: Block[], now: number): number {
+  #rescue (peer: PeerState, max: number, out: Block[], now: number, rates: number): number {
     if (this.#have.count() - this.#firstMissing < RESCUE_AHEAD) return 0
     const prog = this.#progress.get(this.#firstMissing)
-    if (prog === undefined || prog.exclusive !== undefined || !peer.has.get(prog.piece) || this.#isSlow(peer)) return 0
-    let taken = 0
-    for (let b = 0; b < prog.owners.length && taken < max; b++) {
-      const owners = prog.owners[b]!
-      if (prog.from[b] !== undefined || owners.length === 0 || owners.length >= ENDGAME_MAX_OWNERS || owners.includes(peer)) continue
-      if (!owners.every(o => o.pipeline.rate === undefined || this.#isSlow(o))) continue
-      owners.push(peer)
-      peer.inflight.set(prog.piece * this.#blocksPerPiece + b, now)
-      out.push(this.#block(prog.piece, b))
-      taken++
-    }
-    return taken
+    if (prog === undefined || prog.exclusive !== undefined || !peer.has.get(prog.piece)) return 0 // the caller checked `peer` is not slow
+    return this.#duplicateBlocks(peer, prog, max, out, now, (owners) => owners.every(o => o.pipeline.rate === undefined || this.#isSlow(o, rates)))
   }
 
   /** Another peer started `prog`, and a peer that is not slow could fetch its remaining blocks. */
-  #fastCanFinish (prog: Progress, slow: PeerState): boolean {
+  #fastCanFinish (prog: Progress, slow: PeerState, rates: number): boolean {
     const started = prog.from.some(p => p !== undefined && p !== slow) || prog.owners.some(o => o.some(p => p !== slow))
     if (!started) return false
-    for (const p of this.#peers.values()) if (p !== slow && p.has.get(prog.piece) && !this.#isSlow(p)) return true
+    for (const p of this.#peers.values()) if (p !== slow && p.has.get(prog.piece) && !this.#isSlow(p, rates)) return true
     return false
   }
 
+  /** Every peer's measured rate together (#isSlow compares one with the rest). */
+  #rateSum (): number {
+    let sum = 0
+    for (const p of this.#peers.values()) sum += p.pipeline.rate ?? 0
+    return sum
+  }
+
   /** Measured at under 1/SLOW_PEER_RATIO of the other peers' rates together (an unmeasured peer is not). */
-  #isSlow (peer: PeerState): boolean {
+  #isSlow (peer: PeerState, rates: number): boolean {
     const rate = peer.pipeline.rate
-    if (rate === undefined) return false
-    let others = 0
-    for (const p of this.#peers.values()) if (p !== peer) others += p.pipeline.rate ?? 0
-    return rate * SLOW_PEER_RATIO < others
+    return rate !== undefined && rate * SLOW_PEER_RATIO < rates - rate
   }
 
   /** Endgame: every missing block some peer has is already requested. */
@@ -485,15 +480,27 @@ export class Picker {
     for (const prog of this.#progress.values()) {
       if (max === 0) return
       if (prog.exclusive !== undefined || !peer.has.get(prog.piece)) continue
-      for (let b = 0; b < prog.owners.length && max > 0; b++) {
-        const owners = prog.owners[b]!
-        if (prog.from[b] !== undefined || owners.length === 0 || owners.length >= ENDGAME_MAX_OWNERS || owners.includes(peer)) continue
-        owners.push(peer)
-        peer.inflight.set(prog.piece * this.#blocksPerPiece + b, now)
-        out.push(this.#block(prog.piece, b))
-        max--
-      }
+      max -= this.#duplicateBlocks(peer, prog, max, out, now)
     }
+  }
+
+  /**
+   * Asks `peer` too for up to `max` of `prog`'s requested, undelivered blocks (endgame, rescue), those
+   * whose owners `also` accepts; returns how many.
+   */
+  #duplicateBlocks (peer: PeerState, prog: Progress, max: number, out: Block[], now: number,
+    also: (owners: PeerState[]) => boolean = () => true): number {
+    let taken = 0
+    for (let b = 0; b < prog.owners.length && taken < max; b++) {
+      const owners = prog.owners[b]!
+      if (prog.from[b] !== undefined || owners.length === 0 || owners.length >= ENDGAME_MAX_OWNERS || owners.includes(peer)) continue
+      if (!also(owners)) continue
+      owners.push(peer)
+      peer.inflight.set(prog.piece * this.#blocksPerPiece + b, now)
+      out.push(this.#block(prog.piece, b))
+      taken++
+    }
+    return taken
   }
 }
 

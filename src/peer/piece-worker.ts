@@ -93,18 +93,18 @@ function onMessage (msg: ToWorker): void {
   // disk read, slower than pieces arrive, so a hash that fell behind once never caught up again
   // (5,000 read-backs, 5 s after the last piece of a 4 GiB download). Nearer pieces are always held.
   const direct = piece - whole.cursor < init.hold
-  writePiece(data, piece * init.pieceBytes, direct, (err) => {
+  writePiece(data, piece * init.pieceBytes, direct, (err, wentDirect) => {
     if (err !== null) {
       post({ t: 'piece', piece, ok: true, error: err.message, slot })
       return
     }
     if (whole.add(piece, data)) post({ t: 'piece', piece, ok: true })
     else post({ t: 'piece', piece, ok: true, slot })
-    if (directFd !== undefined && direct) {
+    if (wentDirect) {
       progress()
       return
     }
-    unflushed += data.length
+    unflushed += data.length // in the page cache: written out in the background (FLUSH_EVERY_BYTES)
     if (unflushed >= FLUSH_EVERY_BYTES && !flushing) {
       unflushed = 0
       flushing = true
@@ -121,21 +121,22 @@ const DIRECT_REFUSED = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'])
  * Asynchronous (libuv's pool): the next piece is hashed while this one is written. Direct when it can
  * be; a direct write the file system refuses after all (EINVAL: alignment it does not accept;
  * EOPNOTSUPP on some FUSE mounts) turns direct I/O off for the rest of the download and the piece is
- * written again through the page cache.
+ * written again through the page cache. `done` says which way it went.
  */
-function writePiece (data: Uint8Array, position: number, direct: boolean, done: (err: Error | null) => void): void {
+function writePiece (data: Uint8Array, position: number, direct: boolean, done: (err: Error | null, wentDirect: boolean) => void): void {
+  const buffered = (): void => writeAll(init.fd, data, position, (err) => done(err, false))
   const fd = directFd
   if (fd === undefined || !direct || data.length % DIRECT_IO_ALIGN !== 0) {
-    writeAll(init.fd, data, position, done)
+    buffered()
     return
   }
   writeAll(fd, data, position, (err) => {
     if (err === null || !DIRECT_REFUSED.has((err as NodeJS.ErrnoException).code ?? '')) {
-      done(err)
+      done(err, true)
       return
     }
     directFd = undefined
-    writeAll(init.fd, data, position, done)
+    buffered()
   })
 }
 

@@ -9,7 +9,7 @@
 import type net from 'node:net'
 
 /** Bytes per read: what Node uses by default, and what a loopback read returns at full speed. */
-export const READ_BYTES = 64 * 1024
+const READ_BYTES = 64 * 1024
 
 export class PooledReads {
   /** Pass as the `onread` option when the socket is created (before any byte arrives). */

@@ -46,7 +46,7 @@ export const PIECES_KEPT = 4
  * Kept reads outlive an empty queue this long: a downloader may ask for the rest of a piece in its next
  * refill, and dropping them in between made the server read the piece again.
  */
-export const KEEP_IDLE_MS = 2_000
+const KEEP_IDLE_MS = 2_000
 
 /** One piece read for a connection; its pooled buffer (piece-buffers.ts) goes back when nothing uses it. */
 interface Kept {
@@ -306,7 +306,8 @@ class Served {
         if (next === undefined || conn.closed) break
         const { req, kept } = next
         try {
-          const data = (await kept.data).subarray(req.offset - kept.start, req.offset - kept.start + req.length)
+          const whole = kept.buf ?? await kept.data // blocks after a read's first find it settled
+          const data = whole.subarray(req.offset - kept.start, req.offset - kept.start + req.length)
           await this.#bucket.take(data.length, signal)
           if (!this.#sendBlock(req, data, kept)) await conn.waitDrain()
         } catch (err) {

@@ -44,7 +44,7 @@ export class FrameDecoder {
   push (chunk: Buffer): Buffer[] {
     this.feed(chunk)
     const frames: Buffer[] = []
-    for (let n = this.nextBody(); n >= 0; n = this.nextBody()) frames.push(this.take(n))
+    for (let n = this.nextBody(); n >= 0; n = this.nextBody()) frames.push(this.#take(n))
     return frames
   }
 
@@ -59,7 +59,7 @@ export class FrameDecoder {
 
   /**
    * The length of the next frame's body once all of it is buffered, its header consumed: the caller
-   * then takes exactly that many bytes (take, takeCopy, takeParts, copyOut). -1 while incomplete.
+   * then takes exactly that many bytes (takeCopy, takeParts, copyOut). -1 while incomplete.
    * PROTOCOL for a length over the cap, checked before the body is buffered.
    */
   nextBody (): number {
@@ -89,13 +89,18 @@ export class FrameDecoder {
   }
 
   /** n bytes from the front; zero-copy when they lie inside the first chunk. */
-  take (n: number): Buffer {
+  #take (n: number): Buffer {
     const first = this.#chunks[0]
     if (first === undefined || first.length < n) return this.takeCopy(n)
+    this.#consumeFront(first, n)
+    return first.subarray(0, n)
+  }
+
+  /** Drops n bytes of `first` (the first chunk, at least n long) from the buffer. */
+  #consumeFront (first: Buffer, n: number): void {
     this.#buffered -= n
     if (first.length === n) this.#chunks.shift()
     else this.#chunks[0] = first.subarray(n)
-    return first.subarray(0, n)
   }
 
   /** n bytes from the front in a new Buffer, whatever chunks they lie in. */
@@ -105,6 +110,13 @@ export class FrameDecoder {
 
   /** n bytes from the front copied into the start of `into`; returns `into`. */
   copyOut (n: number, into: Buffer): Buffer {
+    // headers (4 and 9 bytes, twice per block) nearly always lie in the first chunk: no parts array
+    const first = this.#chunks[0]
+    if (first !== undefined && first.length >= n) {
+      first.copy(into, 0, 0, n)
+      this.#consumeFront(first, n)
+      return into
+    }
     let filled = 0
     for (const part of this.takeParts(n)) filled += part.copy(into, filled)
     return into

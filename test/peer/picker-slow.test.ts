@@ -9,9 +9,8 @@ import { Bitfield } from '../../src/common/bitfield.ts'
 import { PIECE_BYTES } from '../../src/protocol/file-meta.ts'
 import { RESCUE_AHEAD, Picker } from '../../src/peer/picker.ts'
 import type { Block } from '../../src/peer/picker.ts'
-import { seededRandom } from '../../src/common/seeded-random.ts'
+import { seededRandom as seeded } from '../../src/common/seeded-random.ts'
 
-const seeded = seededRandom
 
 interface Asked { peer: string, block: Block, now: number, have: number, endgame: boolean }
 

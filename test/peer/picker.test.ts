@@ -10,11 +10,10 @@ import { BLOCK_BYTES, RejectReason } from '../../src/protocol/wire.ts'
 import { ENDGAME_MAX_OWNERS, MAX_STRIKES, NEAR_WINDOW, Picker, REQUEST_TIMEOUT_MS } from '../../src/peer/picker.ts'
 import { MAX_DEPTH, MIN_DEPTH, START_DEPTH } from '../../src/peer/pipeline.ts'
 import type { Block } from '../../src/peer/picker.ts'
-import { seededRandom } from '../../src/common/seeded-random.ts'
+import { seededRandom as seeded } from '../../src/common/seeded-random.ts'
 
 const BLOCKS_PER_PIECE = PIECE_BYTES / BLOCK_BYTES
 
-const seeded = seededRandom
 
 function bits (size: number, pieces: Iterable<number>): Bitfield {
   const bf = new Bitfield(size)

@@ -1,9 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { RarityIndex } from '../../src/peer/rarity.ts'
-import { seededRandom } from '../../src/common/seeded-random.ts'
+import { seededRandom as seeded } from '../../src/common/seeded-random.ts'
 
-const seeded = seededRandom
 
 function index (pieces: number, avail: number[], seed = 1): RarityIndex {
   const r = new RarityIndex(pieces, seeded(seed))
