@@ -107,7 +107,10 @@ const mbps = (bps: number): string => `${(bps / MB).toFixed(bps < 10 * MB ? 1 : 
 const capText = (bps: number): string => bps === 0 ? 'unlimited' : `capped at ${mbps(bps)}`
 const met = (ok: boolean): string => ok ? 'target met' : 'target NOT met'
 
-/** A child speaking one JSON object per stdout line. */
+/**
+ * A child speaking one JSON object per stdout line. Other lines (a Node flag's trace, say
+ * --trace-gc in NODE_OPTIONS) go to stderr, named by the script, instead of failing the parse.
+ */
 // The children run with Node's compile cache, as the peershare command does (bin/peershare.js): a
 // client does not keep the TypeScript stripper in memory. Each child script runs once first (it stops
 // at its usage error) so the first measured run starts with the cache filled, like the later ones.
@@ -119,6 +122,10 @@ function child (script: string, args: string[], nodeFlags: string[] = []): { pro
   const lines: string[] = []
   const waiters: Array<(line: string) => void> = []
   createInterface({ input: proc.stdout! }).on('line', (line) => {
+    if (!line.startsWith('{')) {
+      process.stderr.write(`[${script}] ${line}\n`)
+      return
+    }
     const w = waiters.shift()
     if (w !== undefined) w(line)
     else lines.push(line)
