@@ -38,6 +38,13 @@ const TICK_MS = 1_000 // request timeouts, re-location, speed sampling
 // cap: complete pieces waiting for the piece worker's hash and write (6 MiB: ~10 ms of its work); past
 // it no new requests go out, so a slow disk or a busy core slows the peers down instead of filling memory
 const MAX_PENDING_WRITES = 12
+// cap: piece buffers (verifier.ts) a download may need at once, 32 MiB of 512 KiB pieces. A piece
+// needs one from its start until it is verified, and, ahead of the whole-file hash's cursor, until the
+// cursor reaches it (whole-hash.ts HOLD_PIECES). The pool grows to the peak it saw, and peaks come
+// from rare stalls (a slow piece near the front, a busy piece worker): uncapped, a 4 GiB download met
+// more of them than a 1 GiB one and its RSS grew with the file's size (slabs 27 MiB at 1 GiB, up to
+// 51 MiB at 4 GiB). Past the cap no new piece starts; blocks of started pieces still go out.
+const MAX_PIECE_BUFFERS = 64
 const SPEED_ALPHA = 0.3
 
 /**
@@ -145,6 +152,8 @@ export class Download extends EventEmitter<DownloadEvents> {
   #lastSample = performance.now()
   #speed = 0
   #finishing = false
+  /** A refill found every piece buffer taken (MAX_PIECE_BUFFERS): refill all when one comes back. */
+  #short = false
   #result: Promise<'completed' | 'stopped'> | undefined
   #settle: { resolve: (v: 'completed' | 'stopped') => void, reject: (e: PeershareError) => void } | undefined
 
@@ -404,13 +413,21 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (!peer.active || conn === undefined || conn.closed || this.#state !== 'running') return
     if (this.#writes.size >= MAX_PENDING_WRITES) return
     if (!force && peer.outstanding > Math.floor(peer.topped / 2)) return
-    const blocks = this.#picker.next(peer.addr, performance.now())
+    const newPieces = MAX_PIECE_BUFFERS - this.#picker.inProgress - (this.#verifier?.held ?? 0)
+    if (newPieces <= 0) this.#short = true // #onBufferFree refills once buffers come back
+    const blocks = this.#picker.next(peer.addr, performance.now(), Math.max(0, newPieces))
     peer.outstanding += blocks.length
     peer.topped = peer.outstanding
     if (blocks.length === 0) return
     conn.batch(() => {
       for (const b of blocks) conn.send(encodeRequest(b.piece, b.offset, b.length))
     })
+  }
+
+  #onBufferFree (): void {
+    if (!this.#short) return
+    this.#short = false
+    this.#refillAll()
   }
 
   #answered (peer: Peer): void {
@@ -584,7 +601,14 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   #startVerifier (): void {
-    this.#verifier = new PieceVerifier({ meta: this.meta, fd: this.#store.fd, directFd: this.#store.directFd, onDisk: this.#store.have() })
+    this.#verifier = new PieceVerifier({
+      meta: this.meta,
+      fd: this.#store.fd,
+      directFd: this.#store.directFd,
+      onDisk: this.#store.have(),
+      // after the verdict's own reactions (submit().then), which update the picker first
+      onFree: () => queueMicrotask(() => this.#onBufferFree()),
+    })
   }
 
   #isOver (): boolean {

@@ -199,6 +199,11 @@ export class Picker {
     return blocks
   }
 
+  /** Pieces started and not verified or failed yet: each holds, or will hold, a piece buffer. */
+  get inProgress (): number {
+    return this.#progress.size
+  }
+
   /** A peer announced a piece. Returns whether we lack it (worth a next()). */
   peerHave (id: PeerId, piece: number): boolean {
     const peer = this.#peers.get(id)
@@ -207,8 +212,11 @@ export class Picker {
     return !this.#have.get(piece)
   }
 
-  /** The requests to send to this peer now (possibly none), up to its target depth. */
-  next (id: PeerId, now: number): Block[] {
+  /**
+   * The requests to send to this peer now (possibly none), up to its target depth. `newPieces`: how
+   * many pieces it may start (the caller's buffers); blocks of started pieces are not counted.
+   */
+  next (id: PeerId, now: number, newPieces = Infinity): Block[] {
     const peer = this.#peers.get(id)
     if (peer === undefined) return []
     peer.pipeline.tick(now, peer.inflight.size > 0)
@@ -227,7 +235,7 @@ export class Picker {
       want -= this.#take(peer, prog, want, out, now)
     }
     const usable = (i: number): boolean => peer.has.get(i)
-    while (want > 0) {
+    for (let started = 0; want > 0 && started < newPieces; started++) {
       const piece = slow
         ? this.#rarity.rarestFar(usable, NEAR_SCAN_LIMIT)
         : this.#rarity.rarestNear(usable, this.#firstMissing, NEAR_WINDOW, NEAR_SCAN_LIMIT)

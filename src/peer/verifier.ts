@@ -3,9 +3,9 @@
 // The buffers are slots in slabs of shared WebAssembly memory: shared, so a piece crosses to the
 // worker as a slot number (no copy, no transfer), and page-aligned, so the worker can write it to the
 // `.part` with direct I/O (storage.ts directFd). Blocks are copied straight into them, so nothing else
-// is allocated per piece. Memory is bounded by the callers: the picker bounds the pieces being
-// assembled, download.ts the pieces submitted (MAX_PENDING_WRITES), whole-hash.ts the pieces held
-// (HOLD_PIECES); the pool grows a slab at a time up to what was in use at the peak.
+// is allocated per piece. Memory is bounded by the caller: download.ts starts no piece past
+// MAX_PIECE_BUFFERS in use (started, with the worker, or held for the whole-file hash: `held`,
+// whole-hash.ts HOLD_PIECES); the pool grows a slab at a time up to what was in use at the peak.
 
 import { Worker } from 'node:worker_threads'
 import type { Bitfield } from '../common/bitfield.ts'
@@ -36,6 +36,8 @@ export interface VerifierOptions {
   /** Pieces verified on disk already (resume): read back for the whole-file hash. */
   onDisk: Bitfield
   hold?: number
+  /** Called when a buffer comes back to the pool (after a verdict, or a held piece was hashed). */
+  onFree?: () => void
 }
 
 interface Waiter { resolve: (v: PieceVerdict) => void, reject: (e: PeershareError) => void }
@@ -52,11 +54,13 @@ export class PieceVerifier {
   readonly #waiting = new Map<number, Waiter>()
   readonly #whole: Promise<Buffer>
   #wholeSettle!: { resolve: (d: Buffer) => void, reject: (e: PeershareError) => void }
+  readonly #onFree: () => void
   #error: PeershareError | undefined
   #closed = false
 
   constructor (opts: VerifierOptions) {
     this.#pieceBytes = opts.meta.pieceBytes
+    this.#onFree = opts.onFree ?? (() => {})
     this.#stride = Math.ceil(opts.meta.pieceBytes / DIRECT_IO_ALIGN) * DIRECT_IO_ALIGN
     const count = pieceCount(opts.meta.size, opts.meta.pieceBytes)
     const onDisk = new Uint8Array(count)
@@ -101,6 +105,11 @@ export class PieceVerifier {
     return this.#views.length
   }
 
+  /** Buffers of verified pieces the worker still holds for the whole-file hash (whole-hash.ts). */
+  get held (): number {
+    return this.#views.length - this.#free.length - this.#lent.size - this.#waiting.size
+  }
+
   /**
    * Verifies piece `piece` held in `buf` (from acquire(); the worker owns it from here: do not touch it again).
    * 'ok': the piece matched its hash and is written to the `.part`. 'bad': it did not; nothing written.
@@ -137,12 +146,14 @@ export class PieceVerifier {
         if (msg.slot !== undefined) this.#free.push(msg.slot)
         const w = this.#waiting.get(msg.piece)
         this.#waiting.delete(msg.piece)
-        if (w === undefined) return
-        if (msg.error !== undefined) w.reject(new PeershareError('UNAVAILABLE', `cannot write piece ${msg.piece}: ${msg.error}`))
-        else w.resolve(msg.ok ? 'ok' : 'bad')
+        if (w !== undefined) {
+          if (msg.error !== undefined) w.reject(new PeershareError('UNAVAILABLE', `cannot write piece ${msg.piece}: ${msg.error}`))
+          else w.resolve(msg.ok ? 'ok' : 'bad')
+        }
+        this.#onFree()
         break
       }
-      case 'release': this.#free.push(msg.slot); break
+      case 'release': this.#free.push(msg.slot); this.#onFree(); break
       case 'whole': this.#wholeSettle.resolve(Buffer.from(msg.digest)); break
       case 'error': this.#failAll(new PeershareError('UNAVAILABLE', msg.error)); break
     }

@@ -114,6 +114,25 @@ test('finishesStartedPiecesFirst', () => {
   assert.deepEqual(piecesOf(got.slice(2)), [2])
 })
 
+test('starts no more pieces than the caller allows, but still finishes started ones', () => {
+  const p = picker(6)
+  p.addPeer('a', Bitfield.full(6))
+  p.addPeer('b', Bitfield.full(6))
+  assert.deepEqual(p.next('a', 0, 0), [], 'no buffer: nothing new starts')
+  assert.equal(p.inProgress, 0)
+  const started = p.next('a', 0, 1)
+  assert.equal(piecesOf(started).length, 1)
+  assert.equal(p.inProgress, 1)
+  deliverPiece(p, 'a', started.slice(0, 2))
+  p.removePeer('a') // half of the piece goes back unrequested
+  const rest = p.next('b', 0, 0)
+  assert.deepEqual(rest, started.slice(2), 'the started piece is finished without a new buffer')
+  assert.equal(deliverPiece(p, 'b', rest), true)
+  p.onPieceVerified(started[0]!.piece)
+  assert.equal(p.inProgress, 0, 'a verified piece gives its buffer back')
+  assert.equal(piecesOf(p.next('b', 0, 1)).length, 1)
+})
+
 test('doesNotRequestSameBlockTwice outside the endgame', () => {
   const p = picker(64, { seed: 3 })
   const peers = ['a', 'b', 'c']
