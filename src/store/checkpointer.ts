@@ -7,14 +7,30 @@
 // waits for it. The writer then only rewinds the WAL after a checkpoint caught up
 // (SQLite does that at the next BEGIN, without waiting). If the worker fails, the store's
 // connection gets automatic checkpoints back, so the WAL never grows without bound.
+//
+// Catching up: the writer rewinds the WAL only when a checkpoint copied every frame, and under a
+// steady stream of writes (the tracker bench: ~2,000 a second) new frames arrive while the worker
+// copies, so it never quite catches up. The WAL then grew to ~100 MB, until a write found it caught
+// up by chance, and SQLite truncated it back to journal_size_limit on the writer's thread: with the
+// file system mounted with `discard`, 8-25 ms in do_truncate on the JS thread (perf sched), which
+// every request waited for. So once the WAL holds RESET_FRAMES, the worker asks the store to hold
+// new writes (a write is one synchronous transaction: none is half done when the message is
+// handled), copies the few frames left, and lets them go: the next write rewinds the WAL to its
+// start, and the file keeps its size (below journal_size_limit), so nothing is truncated. Writes
+// wait one checkpoint of ~100 ms of frames, once per RESET_FRAMES; reads never wait.
 
 import type { DatabaseSync } from 'node:sqlite'
 import { Worker } from 'node:worker_threads'
 import { createLog } from '../common/log.ts'
 
-interface CheckpointInit { path: string, intervalMs: number }
-/** After each checkpoint that copied frames: how many, and how long it took (on the worker's thread). */
-interface CheckpointReport { frames: number, ms: number }
+interface CheckpointInit { path: string, intervalMs: number, resetFrames: number }
+type FromWorker =
+  /** After each checkpoint that copied frames: how many, and how long it took (on the worker's thread). */
+  | { t: 'done', frames: number, ms: number }
+  /** The WAL holds resetFrames: hold writes and answer 'paused'. */
+  | { t: 'pause' }
+  /** The catch-up checkpoint ran: writes may go on (caughtUp: it copied every frame). */
+  | { t: 'resume', caughtUp: boolean, ms: number }
 
 // The worker's code, plain JavaScript run with `eval`: a .ts worker would load its own TypeScript
 // stripper, ~11 MB more RSS for a dozen lines (measured: 28 MB for the .ts worker, 17.5 MB this way).
@@ -27,15 +43,28 @@ const { parentPort, workerData } = require('node:worker_threads')
 const db = new DatabaseSync(workerData.path, { timeout: 0 })
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
 let last = -1
+let pausing = false
 const timer = setInterval(() => {
+  if (pausing) return
   const t0 = performance.now()
   // log: frames in the WAL; checkpointed: frames copied back (both restart from 0 when the writer rewinds the WAL)
   const r = checkpoint.get()
   if (r === undefined || r.checkpointed === last) return // nothing new: an idle store costs one cheap statement a tick
   last = r.checkpointed
-  if (r.checkpointed > 0) parentPort.postMessage({ frames: r.checkpointed, ms: performance.now() - t0 })
+  if (r.checkpointed > 0) parentPort.postMessage({ t: 'done', frames: r.checkpointed, ms: performance.now() - t0 })
+  if (r.log >= workerData.resetFrames) {
+    pausing = true
+    parentPort.postMessage({ t: 'pause' })
+  }
 }, workerData.intervalMs)
 parentPort.on('message', (msg) => {
+  if (msg === 'paused') {
+    const t0 = performance.now()
+    const r = checkpoint.get() // no writer now: it copies every frame left
+    pausing = false
+    parentPort.postMessage({ t: 'resume', caughtUp: r !== undefined && r.checkpointed === r.log, ms: performance.now() - t0 })
+    return
+  }
   if (msg !== 'stop') return
   clearInterval(timer)
   db.close()
@@ -47,6 +76,10 @@ const log = createLog('store:checkpoint')
 
 /** How often the worker checkpoints: ~100 ms of writes is at most a few MB of WAL under load. */
 export const CHECKPOINT_INTERVAL_MS = 100
+/** WAL frames (4 KiB pages) at which writes pause for a checkpoint to catch up: ~16 MiB of WAL. */
+export const RESET_FRAMES = 4096
+/** Writes never wait longer than this for a catch-up, whatever happens to the worker. */
+const MAX_PAUSE_MS = 100
 /** SQLite's default, restored when the worker is gone. */
 const AUTO_CHECKPOINT_PAGES = 1000
 
@@ -55,25 +88,38 @@ export interface CheckpointStats {
   checkpoints: number
   /** The longest of them, ms (on the worker's thread). */
   maxMs: number
+  /** Times writes paused for a catch-up checkpoint, and how many of those copied every frame. */
+  pauses: number
+  caughtUp: number
 }
+
+export interface CheckpointerOptions {
+  intervalMs?: number
+  resetFrames?: number
+}
+
+/** What the store gives the checkpointer: hold new writes until the returned function is called. */
+export type PauseWrites = () => () => void
 
 export class Checkpointer {
   readonly #db: DatabaseSync
   readonly #worker: Worker
-  readonly #stats: CheckpointStats = { checkpoints: 0, maxMs: 0 }
+  readonly #stats: CheckpointStats = { checkpoints: 0, maxMs: 0, pauses: 0, caughtUp: 0 }
+  #pauseWrites: PauseWrites | undefined
+  /** Set while writes are held: lets them go. */
+  #resume: (() => void) | undefined
+  #pauseTimer: NodeJS.Timeout | undefined
   #stopped: Promise<void> | undefined
   #running = true
 
   /** Starts checkpointing `path`, whose writing connection is `db`. */
-  constructor (db: DatabaseSync, path: string, intervalMs = CHECKPOINT_INTERVAL_MS) {
+  constructor (db: DatabaseSync, path: string, opts: CheckpointerOptions = {}) {
     this.#db = db
     db.exec('PRAGMA wal_autocheckpoint = 0')
-    this.#worker = new Worker(WORKER_CODE, { eval: true, workerData: { path, intervalMs } satisfies CheckpointInit })
+    const init: CheckpointInit = { path, intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS, resetFrames: opts.resetFrames ?? RESET_FRAMES }
+    this.#worker = new Worker(WORKER_CODE, { eval: true, workerData: init })
     this.#worker.unref() // the store's close() stops it; it must not keep a process alive by itself
-    this.#worker.on('message', (msg: CheckpointReport) => {
-      this.#stats.checkpoints++
-      this.#stats.maxMs = Math.max(this.#stats.maxMs, msg.ms)
-    })
+    this.#worker.on('message', (msg: FromWorker) => this.#onMessage(msg))
     this.#worker.on('error', (err) => {
       log.warn('checkpoint worker failed: back to automatic checkpoints', { err })
       this.#fallBack()
@@ -85,11 +131,17 @@ export class Checkpointer {
     return { ...this.#stats }
   }
 
+  /** How to hold the store's writes for a catch-up; without it the WAL only rewinds by chance. */
+  gateWrites (pause: PauseWrites): void {
+    this.#pauseWrites = pause
+  }
+
   /** Stops the worker and closes its connection; call before closing the store's connection. Idempotent. */
   stop (): Promise<void> {
     this.#stopped ??= new Promise<void>((resolve) => {
       if (!this.#running) { resolve(); return }
       this.#running = false // its exit is expected now: no fallback
+      this.#endPause()
       this.#worker.once('exit', () => resolve())
       this.#worker.ref() // a close() awaiting it must keep the process alive until it is done
       this.#worker.postMessage('stop')
@@ -97,7 +149,36 @@ export class Checkpointer {
     return this.#stopped
   }
 
+  #onMessage (msg: FromWorker): void {
+    switch (msg.t) {
+      case 'done':
+        this.#stats.checkpoints++
+        this.#stats.maxMs = Math.max(this.#stats.maxMs, msg.ms)
+        break
+      case 'pause':
+        if (!this.#running || this.#resume !== undefined) break
+        this.#stats.pauses++
+        this.#resume = this.#pauseWrites?.()
+        this.#pauseTimer = setTimeout(() => this.#endPause(), MAX_PAUSE_MS)
+        this.#worker.postMessage('paused')
+        break
+      case 'resume':
+        if (msg.caughtUp) this.#stats.caughtUp++
+        this.#stats.maxMs = Math.max(this.#stats.maxMs, msg.ms)
+        this.#endPause()
+        break
+    }
+  }
+
+  #endPause (): void {
+    clearTimeout(this.#pauseTimer)
+    const resume = this.#resume
+    this.#resume = undefined
+    resume?.()
+  }
+
   #fallBack (): void {
+    this.#endPause()
     if (!this.#running) return
     this.#running = false
     try {

@@ -15,7 +15,9 @@ export const APPLICATION_ID = 0x50534852
 // A blocked lock waits this long (the JS thread waits too): only another process can hold it.
 const BUSY_TIMEOUT_MS = 5_000
 // After a checkpoint, keep at most this much of the WAL file on disk (it is reused, not deleted).
-const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024
+// Four times what checkpointer.ts lets the WAL reach (RESET_FRAMES) before it catches up: the file
+// stays at that size and is never truncated on the writer's thread, unless a backlog made it bigger.
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 const MIGRATIONS: readonly string[] = [
   `

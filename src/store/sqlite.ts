@@ -38,7 +38,7 @@ import { PeershareError } from '../common/errors.ts'
 import { decideLeave } from '../tracker/groups.ts'
 import type { FileMeta } from '../protocol/file-meta.ts'
 import { Checkpointer } from './checkpointer.ts'
-import type { CheckpointStats } from './checkpointer.ts'
+import type { CheckpointerOptions, CheckpointStats } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
 import type { GroupCommitStats } from './group-commit.ts'
 import type { MemoryModel } from './memory-model.ts'
@@ -79,7 +79,7 @@ export const SQL = {
 type Statements = { [K in keyof typeof SQL]: StatementSync }
 type SharerId = { userId: string, clientId: string }
 
-export async function openSqliteStore (path: string): Promise<SqliteStore> {
+export async function openSqliteStore (path: string, opts: { checkpoints?: CheckpointerOptions } = {}): Promise<SqliteStore> {
   const db = openDatabase(path)
   let wal: FileHandle | undefined
   try {
@@ -98,7 +98,7 @@ export async function openSqliteStore (path: string): Promise<SqliteStore> {
     db.close()
     throw new PeershareError('STORE_UNAVAILABLE', `cannot read the tracker database ${path}: ${String(err)}`, { cause: err })
   }
-  return new SqliteStore(db, wal, model, new Checkpointer(db, path))
+  return new SqliteStore(db, wal, model, new Checkpointer(db, path, opts.checkpoints))
 }
 
 /** The database and its -wal file must still be named in the directory after a power loss. */
@@ -127,6 +127,8 @@ export class SqliteStore extends ReplicaReads implements Store {
   /** Model changes of the transaction under way: applied after its COMMIT, dropped on ROLLBACK. */
   readonly #staged: Array<() => void> = []
   readonly #presence = new Map<string, Presence>()
+  /** Set while the checkpointer holds writes (checkpointer.ts, catching up): writes wait for it. */
+  #held: Promise<void> | undefined
   #closing: Promise<void> | undefined
 
   /** Use openSqliteStore. */
@@ -136,6 +138,14 @@ export class SqliteStore extends ReplicaReads implements Store {
     this.#wal = wal
     this.#model = model
     this.#checkpointer = checkpointer
+    checkpointer?.gateWrites(() => {
+      const { promise, resolve } = Promise.withResolvers<void>()
+      this.#held = promise
+      return () => {
+        this.#held = undefined
+        resolve()
+      }
+    })
     this.#commit = new GroupCommit(wal)
     this.#q = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Statements
     this.#begin = db.prepare('BEGIN IMMEDIATE')
@@ -371,6 +381,10 @@ export class SqliteStore extends ReplicaReads implements Store {
    */
   async #write<T> (opts: CallOptions | undefined, fn: () => T): Promise<T> {
     this.enter(opts)
+    while (this.#held !== undefined) {
+      await this.#held // the waiters resume in order, before any write that arrives later
+      this.enter(opts) // the caller may have given up, or the store closed, meanwhile
+    }
     let result: T
     try {
       this.#begin.run()
