@@ -23,7 +23,13 @@ import type { DatabaseSync } from 'node:sqlite'
 import { Worker } from 'node:worker_threads'
 import { createLog } from '../common/log.ts'
 
-interface CheckpointInit { path: string, intervalMs: number, resetFrames: number }
+interface CheckpointInit {
+  path: string
+  intervalMs: number
+  resetFrames: number
+  /** One Int32: 1 once the catch-up checkpoint ran (the store reads it before its message arrives). */
+  caughtUp: SharedArrayBuffer
+}
 type FromWorker =
   /** After each checkpoint that copied frames: how many, and how long it took (on the worker's thread). */
   | { t: 'done', frames: number, ms: number }
@@ -42,6 +48,7 @@ const { parentPort, workerData } = require('node:worker_threads')
 // no busy wait: a PASSIVE checkpoint that meets a lock does what it can and returns
 const db = new DatabaseSync(workerData.path, { timeout: 0 })
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+const caughtUp = new Int32Array(workerData.caughtUp)
 let last = -1
 let pausing = false
 const timer = setInterval(() => {
@@ -62,6 +69,7 @@ parentPort.on('message', (msg) => {
     const t0 = performance.now()
     const r = checkpoint.get() // no writer now: it copies every frame left
     pausing = false
+    Atomics.store(caughtUp, 0, 1)
     parentPort.postMessage({ t: 'resume', caughtUp: r !== undefined && r.checkpointed === r.log, ms: performance.now() - t0 })
     return
   }
@@ -109,6 +117,7 @@ export class Checkpointer {
   /** Set while writes are held: lets them go. */
   #resume: (() => void) | undefined
   #pauseTimer: NodeJS.Timeout | undefined
+  readonly #caughtUp = new Int32Array(new SharedArrayBuffer(4))
   #stopped: Promise<void> | undefined
   #running = true
 
@@ -116,7 +125,12 @@ export class Checkpointer {
   constructor (db: DatabaseSync, path: string, opts: CheckpointerOptions = {}) {
     this.#db = db
     db.exec('PRAGMA wal_autocheckpoint = 0')
-    const init: CheckpointInit = { path, intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS, resetFrames: opts.resetFrames ?? RESET_FRAMES }
+    const init: CheckpointInit = {
+      path,
+      intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
+      resetFrames: opts.resetFrames ?? RESET_FRAMES,
+      caughtUp: this.#caughtUp.buffer as SharedArrayBuffer,
+    }
     this.#worker = new Worker(WORKER_CODE, { eval: true, workerData: init })
     this.#worker.unref() // the store's close() stops it; it must not keep a process alive by itself
     this.#worker.on('message', (msg: FromWorker) => this.#onMessage(msg))
@@ -134,6 +148,15 @@ export class Checkpointer {
   /** How to hold the store's writes for a catch-up; without it the WAL only rewinds by chance. */
   gateWrites (pause: PauseWrites): void {
     this.#pauseWrites = pause
+  }
+
+  /**
+   * Lets held writes go if the catch-up checkpoint already ran. Its message reaches this thread only
+   * at the next poll of the event loop, up to a whole turn later (hundreds of ms with 2,000 busy
+   * connections); a write arriving in between checks this instead.
+   */
+  endPauseIfCaughtUp (): void {
+    if (this.#resume !== undefined && Atomics.load(this.#caughtUp, 0) === 1) this.#endPause()
   }
 
   /** Stops the worker and closes its connection; call before closing the store's connection. Idempotent. */
@@ -158,6 +181,7 @@ export class Checkpointer {
       case 'pause':
         if (!this.#running || this.#resume !== undefined) break
         this.#stats.pauses++
+        Atomics.store(this.#caughtUp, 0, 0)
         this.#resume = this.#pauseWrites?.()
         this.#pauseTimer = setTimeout(() => this.#endPause(), MAX_PAUSE_MS)
         this.#worker.postMessage('paused')

@@ -382,7 +382,9 @@ export class SqliteStore extends ReplicaReads implements Store {
   async #write<T> (opts: CallOptions | undefined, fn: () => T): Promise<T> {
     this.enter(opts)
     while (this.#held !== undefined) {
-      await this.#held // the waiters resume in order, before any write that arrives later
+      const held = this.#held
+      this.#checkpointer?.endPauseIfCaughtUp()
+      await held // behind the writes already waiting: they resume in order
       this.enter(opts) // the caller may have given up, or the store closed, meanwhile
     }
     let result: T
