@@ -1,9 +1,12 @@
-#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 node
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 node --max-semi-space-size=8
 // Entry point of the `peershare` command. The sources are TypeScript run directly by Node 24's type
 // stripping; an older node gets a clear message instead of a syntax error.
 // The glibc setting (read only at process start, hence here): allocations of 1 MiB and more get
 // their own mapping, returned when freed. Without it glibc raises that threshold after the first big
 // free and keeps each scrypt hash's 16 MiB (one per libuv thread: ~66 MB) in its arenas for good.
+// --max-semi-space-size=8: a young generation of at most 16 MiB (src/common/young-gen.ts says why).
+// Also read only at start: young-gen.ts's growth factor, set between turns, could not stop a burst
+// (2,000 clients disconnecting at once) from doubling it to 128 MiB within one turn: 300 MB of RSS.
 import { enableCompileCache } from 'node:module'
 
 const major = Number(process.versions.node.split('.')[0])

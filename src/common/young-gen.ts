@@ -8,8 +8,9 @@
 // flight whatever its size. A downloading client is the same: 47 MiB of JS garbage per GiB, short-lived,
 // yet its RSS grew with the file's size (137 MiB at 1 GiB, 186 MiB at 4 GiB) as the new space doubled.
 //
-// The clean knob, --max-semi-space-size, is read once when the process starts, and the commands users
-// run (npm start, npx peershare tracker) pass none. What V8 reads at every growth step is the growth
+// The clean knob, --max-semi-space-size, is read once when the process starts: the peershare command
+// (bin/peershare.js) passes it, which this module then leaves alone. This is for the processes
+// started otherwise (node on a script, the tests): what V8 reads at every growth step is the growth
 // factor (--semi-space-growth-factor), so after each young-generation GC (the only time the new space
 // grows or shrinks) the tracker sets it: the usual 2 while one more doubling stays within the cap, else 1
 // (no growth). The new space thus ends at the cap (or below it by less than half; past it only if
