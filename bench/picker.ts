@@ -19,7 +19,6 @@ const PEERS = 4
 const TARGET_BYTES_PER_S = 600e6
 const MS_PER_BLOCK = BLOCK_BYTES / TARGET_BYTES_PER_S * 1000
 
-
 function run (name: string, holds: (peer: number, piece: number) => boolean): void {
   const rand = seeded(1)
   const picker = new Picker({ size: PIECES * PIECE_BYTES, pieceBytes: PIECE_BYTES, rand })

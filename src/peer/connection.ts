@@ -161,7 +161,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       for (const frame of this.#decoder.push(chunk)) {
         if (this.closed) return
         if (frame.kind === 'frame') this.#dispatch(frame.body)
-        else this.emit('piece', receivedPiece(frame.piece, frame.offset, frame.length, frame.parts))
+        else this.emit('piece', new PieceMessage(frame.piece, frame.offset, frame.length, frame.parts))
       }
     } catch (err) {
       this.close(toPeershareError(err))
@@ -171,7 +171,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #dispatch (body: Buffer): void {
     const msg = decodeMessage(body)
     switch (msg.type) {
-      case Msg.Piece: this.emit('piece', receivedPiece(msg.piece, msg.offset, msg.data.length, [msg.data])); break // not reached: WireReader splits pieces off
+      case Msg.Piece: this.emit('piece', new PieceMessage(msg.piece, msg.offset, msg.data.length, [msg.data])); break // not reached: WireReader splits pieces off
       case Msg.Request: this.emit('request', msg); break
       case Msg.Have: this.emit('have', msg.piece); break
       case Msg.Cancel: this.emit('cancel', msg); break
@@ -198,10 +198,6 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.emit('close', this.#closeReason)
     this.removeAllListeners()
   }
-}
-
-function receivedPiece (piece: number, offset: number, length: number, parts: Buffer[]): ReceivedPiece {
-  return new PieceMessage(piece, offset, length, parts)
 }
 
 // A class, not an object literal with a getter: a literal whose getter closes over a variable gets

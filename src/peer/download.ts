@@ -414,7 +414,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.#writes.size >= MAX_PENDING_WRITES) return
     if (!force && peer.outstanding > Math.floor(peer.topped / 2)) return
     const newPieces = MAX_PIECE_BUFFERS - this.#picker.inProgress - (this.#verifier?.held ?? 0)
-    if (newPieces <= 0) this.#short = true // #onBufferFree refills once buffers come back
+    if (newPieces <= 0) this.#short = true // refilled once a buffer comes back (a verdict, or onRelease)
     const blocks = this.#picker.next(peer.addr, performance.now(), Math.max(0, newPieces))
     peer.outstanding += blocks.length
     peer.topped = peer.outstanding
@@ -424,17 +424,13 @@ export class Download extends EventEmitter<DownloadEvents> {
     })
   }
 
-  #onBufferFree (): void {
-    if (!this.#short) return
-    this.#short = false
-    this.#refillAll()
-  }
-
   #answered (peer: Peer): void {
     if (peer.outstanding > 0) peer.outstanding--
   }
 
+  /** Every peer's refill; one still short of buffers sets #short again. */
   #refillAll (): void {
+    this.#short = false
     for (const p of this.#peers.values()) this.#refill(p)
   }
 
@@ -494,7 +490,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       const peer = this.#peers.get(credit)
       if (peer !== undefined) peer.pieces++
       this.emit('piece', piece)
-      if (this.#writes.size === MAX_PENDING_WRITES - 1) this.#refillAll()
+      // room again: for new pieces (a buffer came back), or for requests (the worker caught up)
+      if (this.#short || this.#writes.size === MAX_PENDING_WRITES - 1) this.#refillAll()
       if (this.#picker.isComplete() && this.#writes.size === 0) void this.#finish()
     }, (err: unknown) => {
       this.#writes.delete(write)
@@ -606,8 +603,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       fd: this.#store.fd,
       directFd: this.#store.directFd,
       onDisk: this.#store.have(),
-      // after the verdict's own reactions (submit().then), which update the picker first
-      onFree: () => queueMicrotask(() => this.#onBufferFree()),
+      onRelease: () => { if (this.#short) this.#refillAll() },
     })
   }
 

@@ -36,8 +36,8 @@ export interface VerifierOptions {
   /** Pieces verified on disk already (resume): read back for the whole-file hash. */
   onDisk: Bitfield
   hold?: number
-  /** Called when a buffer comes back to the pool (after a verdict, or a held piece was hashed). */
-  onFree?: () => void
+  /** Called when the worker gives back a held piece's buffer (the whole-file hash reached it). */
+  onRelease?: () => void
 }
 
 interface Waiter { resolve: (v: PieceVerdict) => void, reject: (e: PeershareError) => void }
@@ -54,13 +54,13 @@ export class PieceVerifier {
   readonly #waiting = new Map<number, Waiter>()
   readonly #whole: Promise<Buffer>
   #wholeSettle!: { resolve: (d: Buffer) => void, reject: (e: PeershareError) => void }
-  readonly #onFree: () => void
+  readonly #onRelease: () => void
   #error: PeershareError | undefined
   #closed = false
 
   constructor (opts: VerifierOptions) {
     this.#pieceBytes = opts.meta.pieceBytes
-    this.#onFree = opts.onFree ?? (() => {})
+    this.#onRelease = opts.onRelease ?? (() => {})
     this.#stride = Math.ceil(opts.meta.pieceBytes / DIRECT_IO_ALIGN) * DIRECT_IO_ALIGN
     const count = pieceCount(opts.meta.size, opts.meta.pieceBytes)
     const onDisk = new Uint8Array(count)
@@ -146,14 +146,12 @@ export class PieceVerifier {
         if (msg.slot !== undefined) this.#free.push(msg.slot)
         const w = this.#waiting.get(msg.piece)
         this.#waiting.delete(msg.piece)
-        if (w !== undefined) {
-          if (msg.error !== undefined) w.reject(new PeershareError('UNAVAILABLE', `cannot write piece ${msg.piece}: ${msg.error}`))
-          else w.resolve(msg.ok ? 'ok' : 'bad')
-        }
-        this.#onFree()
+        if (w === undefined) return
+        if (msg.error !== undefined) w.reject(new PeershareError('UNAVAILABLE', `cannot write piece ${msg.piece}: ${msg.error}`))
+        else w.resolve(msg.ok ? 'ok' : 'bad')
         break
       }
-      case 'release': this.#free.push(msg.slot); this.#onFree(); break
+      case 'release': this.#free.push(msg.slot); this.#onRelease(); break
       case 'whole': this.#wholeSettle.resolve(Buffer.from(msg.digest)); break
       case 'error': this.#failAll(new PeershareError('UNAVAILABLE', msg.error)); break
     }

@@ -27,8 +27,8 @@ interface CheckpointInit {
   path: string
   intervalMs: number
   resetFrames: number
-  /** One Int32: 1 once the catch-up checkpoint ran (the store reads it before its message arrives). */
-  caughtUp: SharedArrayBuffer
+  /** One Int32: 1 once the catch-up checkpoint ran (writes read it before its message arrives). */
+  catchUpRan: SharedArrayBuffer
 }
 type FromWorker =
   /** After each checkpoint that copied frames: how many, and how long it took (on the worker's thread). */
@@ -48,7 +48,7 @@ const { parentPort, workerData } = require('node:worker_threads')
 // no busy wait: a PASSIVE checkpoint that meets a lock does what it can and returns
 const db = new DatabaseSync(workerData.path, { timeout: 0 })
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
-const caughtUp = new Int32Array(workerData.caughtUp)
+const catchUpRan = new Int32Array(workerData.catchUpRan)
 let last = -1
 let pausing = false
 const timer = setInterval(() => {
@@ -69,7 +69,7 @@ parentPort.on('message', (msg) => {
     const t0 = performance.now()
     const r = checkpoint.get() // no writer now: it copies every frame left
     pausing = false
-    Atomics.store(caughtUp, 0, 1)
+    Atomics.store(catchUpRan, 0, 1)
     parentPort.postMessage({ t: 'resume', caughtUp: r !== undefined && r.checkpointed === r.log, ms: performance.now() - t0 })
     return
   }
@@ -106,18 +106,14 @@ export interface CheckpointerOptions {
   resetFrames?: number
 }
 
-/** What the store gives the checkpointer: hold new writes until the returned function is called. */
-export type PauseWrites = () => () => void
-
 export class Checkpointer {
   readonly #db: DatabaseSync
   readonly #worker: Worker
   readonly #stats: CheckpointStats = { checkpoints: 0, maxMs: 0, pauses: 0, caughtUp: 0 }
-  #pauseWrites: PauseWrites | undefined
-  /** Set while writes are held: lets them go. */
-  #resume: (() => void) | undefined
+  /** Set while writes are held for a catch-up: resolved when they may go. */
+  #pause: PromiseWithResolvers<void> | undefined
   #pauseTimer: NodeJS.Timeout | undefined
-  readonly #caughtUp = new Int32Array(new SharedArrayBuffer(4))
+  readonly #catchUpRan = new Int32Array(new SharedArrayBuffer(4))
   #stopped: Promise<void> | undefined
   #running = true
 
@@ -129,7 +125,7 @@ export class Checkpointer {
       path,
       intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
       resetFrames: opts.resetFrames ?? RESET_FRAMES,
-      caughtUp: this.#caughtUp.buffer as SharedArrayBuffer,
+      catchUpRan: this.#catchUpRan.buffer as SharedArrayBuffer,
     }
     this.#worker = new Worker(WORKER_CODE, { eval: true, workerData: init })
     this.#worker.unref() // the store's close() stops it; it must not keep a process alive by itself
@@ -145,18 +141,16 @@ export class Checkpointer {
     return { ...this.#stats }
   }
 
-  /** How to hold the store's writes for a catch-up; without it the WAL only rewinds by chance. */
-  gateWrites (pause: PauseWrites): void {
-    this.#pauseWrites = pause
-  }
-
   /**
-   * Lets held writes go if the catch-up checkpoint already ran. Its message reaches this thread only
-   * at the next poll of the event loop, up to a whole turn later (hundreds of ms with 2,000 busy
-   * connections); a write arriving in between checks this instead.
+   * While the store's writes are held for a catch-up: what a write waits for before its transaction
+   * (writes already waiting go first, in order). undefined: write now. The catch-up's message reaches
+   * this thread only at the next poll of the event loop, up to a whole turn later (hundreds of ms with
+   * 2,000 busy connections), so a write arriving in between ends the pause itself once it ran.
    */
-  endPauseIfCaughtUp (): void {
-    if (this.#resume !== undefined && Atomics.load(this.#caughtUp, 0) === 1) this.#endPause()
+  writesHeld (): Promise<void> | undefined {
+    const pause = this.#pause
+    if (pause !== undefined && Atomics.load(this.#catchUpRan, 0) === 1) this.#endPause()
+    return pause?.promise
   }
 
   /** Stops the worker and closes its connection; call before closing the store's connection. Idempotent. */
@@ -179,10 +173,10 @@ export class Checkpointer {
         this.#stats.maxMs = Math.max(this.#stats.maxMs, msg.ms)
         break
       case 'pause':
-        if (!this.#running || this.#resume !== undefined) break
+        if (!this.#running || this.#pause !== undefined) break
         this.#stats.pauses++
-        Atomics.store(this.#caughtUp, 0, 0)
-        this.#resume = this.#pauseWrites?.()
+        Atomics.store(this.#catchUpRan, 0, 0)
+        this.#pause = Promise.withResolvers<void>()
         this.#pauseTimer = setTimeout(() => this.#endPause(), MAX_PAUSE_MS)
         this.#worker.postMessage('paused')
         break
@@ -196,9 +190,8 @@ export class Checkpointer {
 
   #endPause (): void {
     clearTimeout(this.#pauseTimer)
-    const resume = this.#resume
-    this.#resume = undefined
-    resume?.()
+    this.#pause?.resolve()
+    this.#pause = undefined
   }
 
   #fallBack (): void {

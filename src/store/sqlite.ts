@@ -127,8 +127,6 @@ export class SqliteStore extends ReplicaReads implements Store {
   /** Model changes of the transaction under way: applied after its COMMIT, dropped on ROLLBACK. */
   readonly #staged: Array<() => void> = []
   readonly #presence = new Map<string, Presence>()
-  /** Set while the checkpointer holds writes (checkpointer.ts, catching up): writes wait for it. */
-  #held: Promise<void> | undefined
   #closing: Promise<void> | undefined
 
   /** Use openSqliteStore. */
@@ -138,14 +136,6 @@ export class SqliteStore extends ReplicaReads implements Store {
     this.#wal = wal
     this.#model = model
     this.#checkpointer = checkpointer
-    checkpointer?.gateWrites(() => {
-      const { promise, resolve } = Promise.withResolvers<void>()
-      this.#held = promise
-      return () => {
-        this.#held = undefined
-        resolve()
-      }
-    })
     this.#commit = new GroupCommit(wal)
     this.#q = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Statements
     this.#begin = db.prepare('BEGIN IMMEDIATE')
@@ -381,10 +371,8 @@ export class SqliteStore extends ReplicaReads implements Store {
    */
   async #write<T> (opts: CallOptions | undefined, fn: () => T): Promise<T> {
     this.enter(opts)
-    while (this.#held !== undefined) {
-      const held = this.#held
-      this.#checkpointer?.endPauseIfCaughtUp()
-      await held // behind the writes already waiting: they resume in order
+    for (let held = this.#checkpointer?.writesHeld(); held !== undefined; held = this.#checkpointer?.writesHeld()) {
+      await held // a checkpoint catching up (checkpointer.ts)
       this.enter(opts) // the caller may have given up, or the store closed, meanwhile
     }
     let result: T
