@@ -39,6 +39,9 @@ const log = (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<strin
   post({ t: 'log', level, msg, fields })
 }
 
+/** How long a closing connection may take to hand its last bytes to a reader that does not read. */
+const LINGER_MS = 10_000
+
 const server = tls.createServer(init.tlsOptions)
 
 server.on('secureConnection', (socket: tls.TLSSocket) => {
@@ -62,12 +65,22 @@ server.on('secureConnection', (socket: tls.TLSSocket) => {
   }
   socket.on('error', closeBoth)
   inner.on('error', closeBoth)
-  socket.on('close', closeBoth)
-  inner.on('close', closeBoth)
+  // A side that closed cleanly has already ended the other through pipe(); destroying the other now
+  // would drop what it still holds for its reader (a client's last request, the tracker's last reply).
+  socket.on('close', () => closeAfterFlush(inner))
+  inner.on('close', () => closeAfterFlush(socket))
   inner.write(encodeFrontHeader(init.secret, { fingerprint, ...remote }))
   socket.pipe(inner)
   inner.pipe(socket)
 })
+
+/** Ends a socket and lets it flush what is queued; one whose reader never reads is destroyed after LINGER_MS. */
+function closeAfterFlush (s: net.Socket): void {
+  if (s.destroyed) return
+  s.end()
+  const timer = setTimeout(() => s.destroy(), LINGER_MS)
+  s.once('close', () => clearTimeout(timer))
+}
 
 // plain TCP, TLS 1.2, garbage: OpenSSL fails the handshake; the socket is closed, nothing is answered
 server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {

@@ -12,13 +12,14 @@ import type { TicketSigner } from '../../src/security/tickets.ts'
 import { openSqliteStore } from '../../src/store/sqlite.ts'
 import { startTrackerServer } from '../../src/tracker/server.ts'
 import { testIdentity } from '../helpers/identity.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 
 async function tracker (t: TestContext, no: number, signer: TicketSigner): Promise<TrackerAddress & { fingerprint: string }> {
   const identity = await testIdentity()
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   const server = await startTrackerServer({ store, trackerNo: no, host: '127.0.0.1', port: 0, tls: { identity }, ticketSigner: signer })
-  t.after(async () => {
+  defer(t, async () => {
     await server.close()
     await store.close()
   })

@@ -16,13 +16,14 @@ import { openSqliteStore } from '../../src/store/sqlite.ts'
 import { startTrackerServer } from '../../src/tracker/server.ts'
 import type { TrackerServer } from '../../src/tracker/server.ts'
 import { testIdentity } from '../helpers/identity.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 async function tracker (t: TestContext, identity: Identity, port = 0): Promise<TrackerServer> {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port, tls: { identity }, ticketSigner: generateTicketSigner() })
-  t.after(async () => {
+  defer(t, async () => {
     await server.close()
     await store.close()
   })

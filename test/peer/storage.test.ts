@@ -6,6 +6,7 @@ import { PIECE_BYTES, fileId } from '../../src/protocol/file-meta.ts'
 import type { FileMeta } from '../../src/protocol/file-meta.ts'
 import { PieceStore } from '../../src/peer/storage.ts'
 import { content, makeFile } from '../helpers/peer.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 
 const SIZE = 3 * PIECE_BYTES + 777
@@ -87,7 +88,7 @@ test('finish finds pieces whose bytes on disk are wrong and hands them back for 
   const src = await makeFile(dir, 'src.bin', SIZE)
   const target = join(dir, 'out.bin')
   const store = await PieceStore.open({ target, meta: src.meta, fileId: src.id })
-  t.after(() => store.close())
+  defer(t, () => store.close())
   await fill(store, src.bytes, [0, 2, 3])
   await store.writePiece(1, [content(PIECE_BYTES, 5)]) // marked verified, but wrong (a lost write)
   store.markVerified(1)

@@ -19,6 +19,7 @@ import { connect } from '../../src/security/transport.ts'
 import { testIdentity } from '../helpers/identity.ts'
 import { makeFile, shareFile } from '../helpers/peer.ts'
 import type { TestFile } from '../helpers/peer.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -37,7 +38,7 @@ async function setup (t: TestContext): Promise<Setup> {
     findSource: (id) => sources.get(id),
     security: { identity: serverId, trustedKeys: () => trustedTicketKeys([tracker.publicKey]) },
   })
-  t.after(() => server.close())
+  defer(t, () => server.close())
   return { server, serverId, tracker, file, other }
 }
 

@@ -20,6 +20,7 @@ import { connect, dial as plainDial } from '../../src/security/transport.ts'
 import { testIdentity } from '../helpers/identity.ts'
 import { content, shareFile } from '../helpers/peer.ts'
 import type { TestFile } from '../helpers/peer.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 
 const MARKER = Buffer.from('PEERSHARE-SECRET-MARKER-5c8cc3c0')
@@ -49,7 +50,7 @@ async function recordingProxy (t: TestContext, to: number): Promise<{ port: numb
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  t.after(() => {
+  defer(t, () => {
     for (const s of sockets) s.destroy()
     server.close()
   })
@@ -68,7 +69,7 @@ function tlsDial (identity: Identity, dials: { n: number }): PeerDial {
 async function sharer (t: TestContext, file: TestFile, extra: Partial<PeerServerOptions>): Promise<number> {
   const share = await shareFile(t, file)
   const server = await startPeerServer({ host: '127.0.0.1', port: 0, findSource: (id) => id === file.id ? share : undefined, ...extra })
-  t.after(() => server.close())
+  defer(t, () => server.close())
   return server.address.port
 }
 

@@ -14,6 +14,7 @@ import type { FileMeta } from '../../src/protocol/file-meta.ts'
 import { PieceStore } from '../../src/peer/storage.ts'
 import { PieceVerifier, SLAB_PIECES } from '../../src/peer/verifier.ts'
 import { makeFile } from '../helpers/peer.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 
 const SIZE = 5 * PIECE_BYTES + 999
@@ -40,7 +41,7 @@ for (const directIo of [true, false]) {
     const src = await makeFile(dir, 'src.bin', SIZE)
     const bytes = await readFile(src.path)
     const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id, directIo })
-    t.after(() => store.close())
+    defer(t, () => store.close())
     assert.equal(store.directFd !== undefined, directIo && await takesDirectIo(dir))
     await checkVerifier(t, store, src.meta, bytes)
   })
@@ -73,7 +74,7 @@ test('pieces far ahead of the whole-file hash (past the hold) go through the pag
   const src = await makeFile(dir, 'src.bin', SIZE)
   const bytes = await readFile(src.path)
   const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id })
-  t.after(() => store.close())
+  defer(t, () => store.close())
   // hold 1: with piece 0 missing, pieces 1..4 are at least one ahead: 1 is held, 2-4 written buffered
   const v = new PieceVerifier({ meta: src.meta, fd: store.fd, directFd: store.directFd, onDisk: store.have(), hold: 1 })
   t.after(() => v.close())
@@ -93,7 +94,7 @@ test('submit refuses a buffer that is not from acquire(), or one already submitt
   const dir = await tmpDir(t)
   const src = await makeFile(dir, 'src.bin', SIZE)
   const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id })
-  t.after(() => store.close())
+  defer(t, () => store.close())
   const v = new PieceVerifier({ meta: src.meta, fd: store.fd, directFd: store.directFd, onDisk: store.have() })
   t.after(() => v.close())
   await assert.rejects(v.submit(0, Buffer.alloc(PIECE_BYTES)), { code: 'INTERNAL' })
@@ -115,7 +116,7 @@ test('after a resume the pieces already on disk are read back for the whole-file
   }
   await first.close()
   const store = await PieceStore.open({ target, meta: src.meta, fileId: src.id })
-  t.after(() => store.close())
+  defer(t, () => store.close())
   const v = new PieceVerifier({ meta: src.meta, fd: store.fd, onDisk: store.have() })
   t.after(() => v.close())
   for (const i of [5, 3, 2]) {
@@ -130,7 +131,7 @@ test('an empty file has its whole-file hash at once; close rejects what is still
   const dir = await tmpDir(t)
   const src = await makeFile(dir, 'empty.bin', 0)
   const store = await PieceStore.open({ target: join(dir, 'out.bin'), meta: src.meta, fileId: src.id })
-  t.after(() => store.close())
+  defer(t, () => store.close())
   const v = new PieceVerifier({ meta: src.meta, fd: store.fd, onDisk: new Bitfield(pieceCount(0)) })
   assert.deepEqual(await v.wholeDigest(), createHash('sha1').digest())
   await v.close()

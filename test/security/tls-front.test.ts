@@ -143,3 +143,26 @@ test('a handler that reads late gets every byte, in order; a hand-over without a
   await closeOf(silent) // nothing sent: the header timeout closes it
   assert.equal(handed.length, 1)
 })
+
+test('a handler that writes its last bytes and ends: a client that reads slowly still gets them all', async (t) => {
+  const { server, client } = await ids(t)
+  // more than the loopback socket buffers hold, so the front still holds bytes when the hand-over closes
+  const payload = Buffer.alloc(16_000_000)
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) % 251
+  const front = await startFront({
+    host: '127.0.0.1',
+    port: 0,
+    identity: server,
+    onConnection: (socket) => { socket.on('error', () => {}); socket.resume(); socket.end(payload) }, // a last reply, then close
+  })
+  t.after(() => front.close())
+  const conn = await connect('127.0.0.1', front.port, { tls: { identity: client, trust: { kind: 'any' } } })
+  conn.socket.on('error', () => {})
+  const got: Buffer[] = []
+  for await (const chunk of conn.socket) {
+    got.push(chunk as Buffer)
+    await new Promise<void>((resolve) => setImmediate(resolve)) // one chunk per turn: the front stays ahead
+  }
+  assert.equal(Buffer.concat(got).length, payload.length)
+  assert.ok(Buffer.concat(got).equals(payload))
+})

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
 import { openSqliteStore } from '../../src/store/sqlite.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -38,14 +39,14 @@ describe('sqlite store checkpoints', () => {
     assert.ok(largest < 3000, `the WAL grew to ${largest} frames`)
 
     const db = new DatabaseSync(path, { readOnly: true })
-    t.after(() => db.close())
+    defer(t, () => db.close())
     assert.equal((db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n, n)
   })
 
   it('hold writes while a checkpoint catches up, so a stream of writes with no gap still rewinds the WAL', async (t) => {
     const path = join(await tmpDir(t), 'tracker.db')
     const store = await openSqliteStore(path, { checkpoints: { intervalMs: 20, resetFrames: 64 } })
-    t.after(() => store.close())
+    defer(t, () => store.close())
     await store.createUser({ userId: 'first', passwordHash: HASH, createdAt: 0 })
     await waitFor(() => (store.checkpointStats?.checkpoints ?? 0) > 0 ? true : undefined, 'the worker running')
     // a few writes every event-loop turn, none waiting for the last: the WAL never has a moment
@@ -72,7 +73,7 @@ describe('sqlite store checkpoints', () => {
     assert.ok(largest < 32 * 1024 * 1024, `the WAL grew to ${largest} bytes`)
     await store.close()
     const db = new DatabaseSync(path, { readOnly: true })
-    t.after(() => db.close())
+    defer(t, () => db.close())
     assert.equal((db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n, total + 1, 'no write held back was lost')
   })
 

@@ -14,6 +14,7 @@ import { describe, it } from 'node:test'
 import { openSqliteStore, SQL } from '../../src/store/sqlite.ts'
 import { APPLICATION_ID } from '../../src/store/sqlite-schema.ts'
 import type { Store } from '../../src/store/store.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { makeMeta, storeContract } from './contract.ts'
 import { fileId } from '../../src/protocol/file-meta.ts'
@@ -54,7 +55,7 @@ describe('sqlite store', () => {
     assert.equal(acked.length >= 300, true)
 
     const store = await openSqliteStore(path)
-    t.after(() => store.close())
+    defer(t, () => store.close())
     for (const n of acked) {
       assert.deepEqual(await store.getUser(`u${n}`), { userId: `u${n}`, passwordHash: `hash-${n}`, createdAt: n })
       if (n % 5 === 0) assert.equal((await store.getGroup(`g${n}`))?.owner, `u${n}`)
@@ -81,7 +82,7 @@ describe('sqlite store', () => {
 
   it('covers many concurrent writes with one or two fsyncs', async (t) => {
     const store = await openSqliteStore(join(await tmpDir(t), 'tracker.db'))
-    t.after(() => store.close())
+    defer(t, () => store.close())
     await Promise.all(Array.from({ length: 100 }, (_, i) => store.createUser({ userId: `u${i}`, passwordHash: 'h', createdAt: i })))
     const { syncs, waits } = store.durabilityStats
     assert.equal(waits, 100)
@@ -101,9 +102,9 @@ describe('sqlite store', () => {
   it('answers every lookup from an index (only listGroups walks its table)', async (t) => {
     const path = join(await tmpDir(t), 'tracker.db')
     const store = await openSqliteStore(path)
-    t.after(() => store.close())
+    defer(t, () => store.close())
     const db = new DatabaseSync(path, { readOnly: true })
-    t.after(() => db.close())
+    defer(t, () => db.close())
     for (const [name, sql] of Object.entries(SQL)) {
       if (sql.startsWith('INSERT')) continue
       const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail)
@@ -115,7 +116,7 @@ describe('sqlite store', () => {
   it('serves after many writes, failed ones among them, exactly what it reads back from the file on reopen', async (t) => {
     const path = join(await tmpDir(t), 'tracker.db')
     let store = await openSqliteStore(path)
-    t.after(() => store.close())
+    defer(t, () => store.close())
     let seed = 7
     const pick = <T>(items: readonly T[]): T => { // an LCG's high bits: its low bits cycle
       seed = (seed * 1103515245 + 12345) % 2 ** 31

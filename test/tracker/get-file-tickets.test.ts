@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { decodeTicket, generateTicketSigner } from '../../src/security/tickets.ts'
 import { openSqliteStore } from '../../src/store/sqlite.ts'
 import { startTrackerServer } from '../../src/tracker/server.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { testIdentity } from '../helpers/identity.ts'
 import { connectRaw, fakeMeta } from '../helpers/tracker.ts'
@@ -23,7 +24,7 @@ test('get_file reuses its ticket for half its life and never past membership', a
     ticketSigner: generateTicketSigner(), ticketTtlMs: TTL, now: () => clock,
   })
   const clients: RawClient[] = []
-  t.after(async () => {
+  defer(t, async () => {
     await Promise.all(clients.map((c) => c.close()))
     await server.close()
     await store.close()

@@ -9,6 +9,7 @@ import {
 } from '../../src/tracker/login-throttle.ts'
 import { startTrackerServer } from '../../src/tracker/server.ts'
 import { testIdentity } from '../helpers/identity.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { connectRaw } from '../helpers/tracker.ts'
 
@@ -61,7 +62,7 @@ test('counts are forgotten a while after the last failure', () => {
 test('a tracker refuses a guessed account at once, even the right password, and keeps serving others', async (t) => {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() } })
-  t.after(async () => {
+  defer(t, async () => {
     await server.close()
     await store.close()
   })

@@ -12,6 +12,7 @@ import { openSqliteStore } from '../../src/store/sqlite.ts'
 import { startTrackerServer } from '../../src/tracker/server.ts'
 import type { TrackerServer, TrackerServerOptions } from '../../src/tracker/server.ts'
 import { testIdentity } from '../helpers/identity.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { connectRaw } from '../helpers/tracker.ts'
 import type { RawClient } from '../helpers/tracker.ts'
@@ -20,7 +21,7 @@ import { waitFor } from '../helpers/wait.ts'
 async function inProcess (t: TestContext, opts: Partial<TrackerServerOptions> = {}): Promise<TrackerServer> {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() }, ...opts })
-  t.after(async () => {
+  defer(t, async () => {
     await server.close()
     await store.close()
   })

@@ -11,6 +11,7 @@ import { encodeFrame, encodeFrameHeader } from '../../src/protocol/frame.ts'
 import { openSqliteStore } from '../../src/store/sqlite.ts'
 import { startTrackerServer } from '../../src/tracker/server.ts'
 import type { TrackerServerOptions } from '../../src/tracker/server.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { testIdentity } from '../helpers/identity.ts'
@@ -25,7 +26,7 @@ function errorOf (r: ControlResponse): { code: string, message: string } {
 async function inProcess (t: TestContext, opts: Partial<TrackerServerOptions> = {}): Promise<number> {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() }, ...opts })
-  t.after(async () => {
+  defer(t, async () => {
     await server.close()
     await store.close()
   })
@@ -274,7 +275,7 @@ test('past the per-connection queue, requests get BUSY and the connection keeps 
 
 test('close() ends every connection and the listener', async (t) => {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
-  t.after(() => store.close())
+  defer(t, () => store.close())
   const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() } })
   const c = await connectRaw(server.address.port)
   await c.hello()

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { PeershareError } from '../../src/common/errors.ts'
 import { openSqliteStore } from '../../src/store/sqlite.ts'
 import { SESSION_MAX_AGE_MS, hashToken, issueSession, revokeSession, verifySession } from '../../src/tracker/sessions.ts'
+import { defer } from '../helpers/cleanup.ts'
 import { tmpDir } from '../helpers/tmp.ts'
 
 const CLIENT = 'a'.repeat(32)
@@ -11,7 +12,7 @@ const OTHER = 'b'.repeat(32)
 
 async function openStore (t: Parameters<typeof tmpDir>[0]): Promise<Awaited<ReturnType<typeof openSqliteStore>>> {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
-  t.after(() => store.close())
+  defer(t, () => store.close())
   return store
 }
 
