@@ -357,6 +357,12 @@ export class SqliteStore extends ReplicaReads implements Store {
     return this.#model
   }
 
+  /** Every call also acknowledges writes whose fsync has completed (group-commit.ts). */
+  protected override enter (opts: CallOptions | undefined): void {
+    this.#commit.poll()
+    super.enter(opts)
+  }
+
   protected isClosing (): boolean {
     return this.#closing !== undefined
   }
