@@ -1,7 +1,14 @@
 // Load generator process for `npm run bench:tracker`: opens N authenticated connections to a tracker
-// and runs a closed loop (one request in flight per connection) with a realistic read/write mix for a
-// fixed time. Prints one JSON line with its figures on stdout.
-//   node bench/tracker-load.ts --host H --port P[,P2...] --connections N --seconds S [--echo] [--insecure-plaintext]
+// and runs a realistic read/write mix for a fixed time, one request in flight per connection. Prints
+// one JSON line with its figures on stdout.
+//   node bench/tracker-load.ts --host H --port P[,P2...] --connections N --seconds S [--rate R] [--echo] [--insecure-plaintext]
+// Without --rate, a closed loop: each connection sends its next request as soon as the last reply
+// arrives. That finds the most requests/s, but then latency is only queueing: with N requests always
+// in flight, the mean is N / throughput (Little's law), whatever the tracker does. With --rate R (total
+// requests/s), the load is paced as wrk2 paces it: connection i's requests are due every N/R seconds,
+// staggered; a request due while its connection still waits for a reply goes out when the reply
+// comes, and every latency counts from when the request was due, not when it was sent (so a stalled
+// tracker cannot hide its stall by holding back the requests that would have measured it).
 // With several ports (trackers over one etcd), connection i goes to port i % ports, and the setup
 // runs across trackers: users are created through one tracker and log in through another, members
 // join through one and the owner accepts through another. Between steps, a write through every
@@ -33,6 +40,7 @@ const { values } = parseArgs({
     'insecure-plaintext': { type: 'boolean', default: false },
     users: { type: 'string', default: '100' },
     groups: { type: 'string', default: '10' },
+    rate: { type: 'string' },
   },
 })
 const host = values.host
@@ -41,6 +49,8 @@ if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new Err
 const n = Number(values.connections)
 const seconds = Number(values.seconds)
 const GROUPS = Number(values.groups)
+const rate = values.rate === undefined ? undefined : Number(values.rate)
+if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: requests per second, not '${values.rate}'`)
 const FILES_PER_GROUP = 20
 const runId = randomBytes(3).toString('hex')
 
@@ -164,12 +174,22 @@ async function run (workers: Worker[]): Promise<void> {
   let measuring = false
   let stop = false
   const warmupMs = 1000
+  const start = performance.now()
+  const intervalMs = rate === undefined ? 0 : n / rate * 1000
   const loops = workers.map(async (w, i) => {
+    let due = start + intervalMs * i / n
     while (!stop) {
+      if (rate !== undefined) {
+        const wait = due - performance.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      }
       const [op, args] = nextRequest(w, i)
-      const t0 = performance.now()
+      const sent = performance.now()
+      // a timer can fire up to a millisecond early (libuv counts whole milliseconds): then from the send
+      const t0 = rate === undefined ? sent : Math.min(due, sent)
       const reply = await w.conn.request(op, args)
       const dt = performance.now() - t0
+      due += intervalMs
       if (!reply.ok) {
         const key = `${op}:${reply.error?.code}`
         errors[key] = (errors[key] ?? 0) + 1
@@ -198,7 +218,7 @@ async function run (workers: Worker[]): Promise<void> {
   await Promise.all(loops)
   const sorted = Float64Array.from(latencies).sort()
   process.stdout.write(JSON.stringify({
-    connections: n, requests: count, seconds: elapsed, rps: count / elapsed,
+    connections: n, requests: count, seconds: elapsed, rps: count / elapsed, ...(rate === undefined ? {} : { rate }),
     // the load generator shares the machine's cores with the tracker: its own share of them
     loadCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
     p50ms: percentile(sorted, 50), p99ms: percentile(sorted, 99), maxms: sorted[count - 1] ?? NaN, errors,

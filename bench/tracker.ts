@@ -1,4 +1,4 @@
-// npm run bench:tracker [-- --connections 100,2000 --seconds 10 --modes tls,plaintext --store sqlite|etcd]
+// npm run bench:tracker [-- --connections 100,2000 --seconds 10 --modes tls,plaintext --store sqlite|etcd --rate R]
 // Starts a tracker (embedded SQLite store, fresh data dir) and, as a ratio baseline, a bare echo
 // server doing only framing + JSON; drives each with a load generator in a separate process and
 // prints requests/s, p50/p99 latency and the tracker's RSS for each connection count. Each mode
@@ -9,6 +9,9 @@
 // connections alternate between them, and the setup runs across them. Before the load runs, the
 // propagation delay between the two (a group made through one, polled through the other) is measured
 // in the same run. At the end the trackers stop first (while etcd still answers), then etcd.
+// --rate R: also an open-loop run at R requests/s with the first connection count (tracker-load.ts:
+// paced like wrk2, latency counted from when each request was due), for latency at a given load
+// rather than at saturation.
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     modes: { type: 'string', default: 'tls,plaintext' },
     store: { type: 'string', default: 'sqlite' },
     changes: { type: 'string', default: '200' },
+    rate: { type: 'string' },
   },
 })
 const counts = values.connections.split(',').map(Number)
@@ -43,6 +47,8 @@ const storeKind = values.store
 if (storeKind !== 'sqlite' && storeKind !== 'etcd') throw new Error(`--store: sqlite or etcd, not '${storeKind}'`)
 const changes = Number(values.changes)
 if (!Number.isInteger(changes) || changes < 1) throw new Error(`--changes: a positive count, not '${values.changes}'`)
+const rate = values.rate
+if (rate !== undefined && !(Number(rate) > 0)) throw new Error(`--rate: requests per second, not '${rate}'`)
 const root = new URL('..', import.meta.url).pathname
 /** After SIGTERM, how long a child gets before SIGKILL. */
 const STOP_GRACE_MS = 3_000
@@ -176,13 +182,14 @@ async function propagation (from: number, to: number, mode: string, plain: boole
 
 const mb = (b: number): string => (b / 1024 / 1024).toFixed(0) + ' MB'
 const mbs = (bs: number[]): string => bs.map((b) => (b / 1024 / 1024).toFixed(0)).join('+') + ' MB'
-const row = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(26) : c.padStart(12)).join('')
+const row = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(36) : c.padStart(12)).join('')
 
 const dir = await mkdtemp(join(tmpdir(), 'peershare-bench-'))
 const procs: ChildProcess[] = []
 let etcd: BenchEtcd | undefined
 try {
-  console.log(`tracker bench: closed loop, 1 request in flight per connection, ${values.seconds} s per run`)
+  console.log(`tracker bench: closed loop, 1 request in flight per connection, ${values.seconds} s per run` +
+    (rate === undefined ? '' : `; and paced at ${rate} req/s (open loop, latency from when each request was due)`))
   console.log('mix: 50% list_files, 30% list_groups, 10% get_file, 6% upload_file/stop_share, 4% create_group/leave_group')
   if (storeKind === 'etcd') {
     etcd = await startBenchEtcd(dir, 3)
@@ -241,9 +248,11 @@ try {
         '    ' + summary('end to end (send → seen on the other)', all('endToEndMs')),
         '    ' + summary('seen on the other after the ack', all('afterAckMs'))].join('\n'))
     }
-    for (const n of counts) {
-      const r = await load(ports, n, trackers, modeArgs)
-      console.log(row([`${label}, N=${n}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
+    const runs = counts.map((n) => ({ n, paced: false }))
+    if (rate !== undefined) runs.splice(1, 0, { n: counts[0]!, paced: true })
+    for (const { n, paced } of runs) {
+      const r = await load(ports, n, trackers, paced ? [...modeArgs, '--rate', rate!] : modeArgs)
+      console.log(row([`${label}, N=${n}${paced ? ` at ${rate}/s` : ''}`, r.rps.toFixed(0), r.p50ms.toFixed(2) + ' ms', r.p99ms.toFixed(2) + ' ms',
         (r.rps / base.rps).toFixed(2), trackerCount === 1 ? mb(r.peakRss[0]!) : mbs(r.peakRss), r.cpuUsPerReq.toFixed(1) + ' µs']))
       if (r.ops !== undefined) {
         console.log('  by operation (share, p50, p99): ' + Object.entries(r.ops).sort((a, b) => b[1].share - a[1].share)
