@@ -4,8 +4,9 @@
 //
 // Why: node:sqlite is synchronous, so `synchronous=FULL` would fsync on the one JS thread at every
 // commit. Instead SQLite runs with `synchronous=NORMAL` (a commit is a write() into the -wal file,
-// no fsync) and acknowledgements wait for an fdatasync on another thread. One starts at the end of
-// each event-loop turn that committed writes (setImmediate) and covers all of them.
+// no fsync) and acknowledgements wait for an fdatasync on another thread. One is asked for at the end
+// of each event-loop turn that committed writes (setImmediate) and covers all of them; in a turn
+// that runs long, also once the oldest write not yet covered has waited MAX_UNASKED_MS.
 //
 // Why a sync thread of its own rather than libuv's threadpool (FileHandle.datasync()): under the
 // tracker bench the syscall takes 0.35 ms (median, perf trace), but its completion reached JS 2 ms
@@ -72,6 +73,12 @@ for (;;) {
 
 /** libuv's threadpool has four threads: more fsyncs at once would only queue there. */
 const MAX_THREADPOOL_SYNCS = 4
+/**
+ * A write waits at most this long for its fsync to be asked for, whether or not its turn has ended.
+ * With 2,000 busy connections libuv's poll phase can run for hundreds of milliseconds (it polls again
+ * while epoll returns full batches) before setImmediate runs.
+ */
+const MAX_UNASKED_MS = 5
 
 /** A write waiting for the sync thread. */
 interface Waiter {
@@ -90,6 +97,8 @@ export class GroupCommit {
   #seq = 0
   /** A sync is due at the end of this turn. */
   #scheduled = false
+  /** When the oldest write not yet covered by an asked-for fsync committed. */
+  #unaskedSince: number | undefined
   #failed: PeershareError | undefined
   #waits = 0
   /** Without the thread (it failed): fsyncs in the threadpool, and the writes the next one covers. */
@@ -135,6 +144,7 @@ export class GroupCommit {
       this.#seq = (this.#seq + 1) | 0
       this.#waiters.push({ seq: this.#seq, promise: w.promise, resolve: w.resolve, reject: w.reject })
       done = w.promise
+      this.#unaskedSince ??= performance.now()
     }
     if (!this.#scheduled) {
       this.#scheduled = true
@@ -160,6 +170,7 @@ export class GroupCommit {
    */
   poll (): void {
     if (this.#waiters.length === 0) return
+    if (this.#unaskedSince !== undefined && performance.now() - this.#unaskedSince > MAX_UNASKED_MS) this.#ask()
     const failed = Atomics.load(this.#s, FAILED)
     if (failed !== 0) {
       const code = errnoName(failed)
@@ -197,11 +208,16 @@ export class GroupCommit {
   #sync (): void {
     this.#scheduled = false
     if (this.#thread !== undefined) {
-      Atomics.store(this.#s, WANTED, this.#seq)
-      Atomics.notify(this.#s, WANTED)
+      this.#ask()
     } else {
       this.#threadpoolSync()
     }
+  }
+
+  #ask (): void {
+    this.#unaskedSince = undefined
+    Atomics.store(this.#s, WANTED, this.#seq)
+    Atomics.notify(this.#s, WANTED)
   }
 
   #fail (cause: unknown): void {

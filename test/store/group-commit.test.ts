@@ -84,3 +84,19 @@ it('with the sync thread, a busy event loop acknowledges a write as soon as it l
   for (let i = 0; i < 10 && !acked; i++) await null // microtasks only: no event-loop phase runs here
   assert.equal(acked, true)
 })
+
+it('with the sync thread, a write in a turn that never ends has its fsync asked for after a few ms', async (t) => {
+  const gc = new GroupCommit(await walFile(t))
+  defer(t, () => gc.drain())
+  let acked = false
+  void gc.durable().then(() => { acked = true })
+  // one long turn from here to the end: setImmediate never runs, only the store's calls (poll) do
+  const deadline = performance.now() + 10_000
+  while (gc.stats.syncs === 0) {
+    gc.poll()
+    if (performance.now() > deadline) assert.fail('no fsync within 10 s')
+  }
+  gc.poll()
+  for (let i = 0; i < 10 && !acked; i++) await null // microtasks only
+  assert.equal(acked, true)
+})
