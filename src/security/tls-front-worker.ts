@@ -8,6 +8,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { parentPort, workerData } from 'node:worker_threads'
+import { closeAfterFlush } from '../common/close-after-flush.ts'
 import { encodeFrontHeader } from './front-header.ts'
 import { peerFingerprint } from './tls.ts'
 
@@ -67,20 +68,12 @@ server.on('secureConnection', (socket: tls.TLSSocket) => {
   inner.on('error', closeBoth)
   // A side that closed cleanly has already ended the other through pipe(); destroying the other now
   // would drop what it still holds for its reader (a client's last request, the tracker's last reply).
-  socket.on('close', () => closeAfterFlush(inner))
-  inner.on('close', () => closeAfterFlush(socket))
+  socket.on('close', () => closeAfterFlush(inner, LINGER_MS))
+  inner.on('close', () => closeAfterFlush(socket, LINGER_MS))
   inner.write(encodeFrontHeader(init.secret, { fingerprint, ...remote }))
   socket.pipe(inner)
   inner.pipe(socket)
 })
-
-/** Ends a socket and lets it flush what is queued; one whose reader never reads is destroyed after LINGER_MS. */
-function closeAfterFlush (s: net.Socket): void {
-  if (s.destroyed) return
-  s.end()
-  const timer = setTimeout(() => s.destroy(), LINGER_MS)
-  s.once('close', () => clearTimeout(timer))
-}
 
 // plain TCP, TLS 1.2, garbage: OpenSSL fails the handshake; the socket is closed, nothing is answered
 server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {

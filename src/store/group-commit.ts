@@ -80,30 +80,29 @@ const MAX_THREADPOOL_SYNCS = 4
  */
 const MAX_UNASKED_MS = 5
 
-/** A write waiting for the sync thread. */
-interface Waiter {
+/** Writes covered by one asked-for fsync: done once the sync thread reports `seq` synced. */
+interface Asked {
   seq: number
-  promise: Promise<void>
-  resolve: () => void
-  reject: (err: unknown) => void
+  writes: PromiseWithResolvers<void>
 }
 
 export class GroupCommit {
   readonly #fh: FileHandle
   readonly #s = new Int32Array(new SharedArrayBuffer(SLOTS * 4))
   #thread: Worker | undefined
-  /** Writes waiting for the sync thread, in commit order. */
-  #waiters: Waiter[] = []
+  /** Writes committed since the last fsync was asked for (or started, without the thread): the next one covers them. */
+  #next: PromiseWithResolvers<void> | undefined
+  /** When the first of them committed. */
+  #nextSince = 0
+  /** Asked-for fsyncs not reported done yet, oldest first (sequence numbers wrap around). */
+  #asked: Asked[] = []
   #seq = 0
   /** A sync is due at the end of this turn. */
   #scheduled = false
-  /** When the oldest write not yet covered by an asked-for fsync committed. */
-  #unaskedSince: number | undefined
   #failed: PeershareError | undefined
   #waits = 0
-  /** Without the thread (it failed): fsyncs in the threadpool, and the writes the next one covers. */
+  /** Without the thread (it failed): fsyncs running in the threadpool. */
   readonly #running = new Set<Promise<void>>()
-  #next: PromiseWithResolvers<void> | undefined
   #threadpoolSyncs = 0
 
   /** `syncThread: false`: FileHandle.datasync() only (tests run both ways). */
@@ -134,24 +133,18 @@ export class GroupCommit {
     this.poll()
     if (this.#failed !== undefined) throw this.#failed
     this.#waits++
-    let done: Promise<void>
-    if (this.#thread === undefined) {
-      this.#next ??= Promise.withResolvers<void>()
-      done = this.#next.promise
-    } else {
-      const w = Promise.withResolvers<void>()
-      if (this.#waiters.length === 0) this.#thread.ref() // its message must be able to wake this thread
-      this.#seq = (this.#seq + 1) | 0
-      this.#waiters.push({ seq: this.#seq, promise: w.promise, resolve: w.resolve, reject: w.reject })
-      done = w.promise
-      this.#unaskedSince ??= performance.now()
+    if (this.#next === undefined) {
+      if (this.#asked.length === 0) this.#thread?.ref() // its message must be able to wake this thread
+      this.#next = Promise.withResolvers<void>()
+      this.#next.promise.catch(() => {}) // writers that stopped waiting (signal) leave it unobserved
+      this.#nextSince = performance.now()
     }
+    const done = this.#next.promise
     if (!this.#scheduled) {
       this.#scheduled = true
       setImmediate(() => this.#sync())
     }
     if (signal === undefined) return await done
-    done.catch(() => {}) // a writer that stops waiting leaves it unobserved
     signal.throwIfAborted()
     const aborted = Promise.withResolvers<never>()
     const onAbort = (): void => aborted.reject(signal.reason)
@@ -169,8 +162,9 @@ export class GroupCommit {
    * calls it at every call, which is how a busy event loop learns of an fsync without a turn.
    */
   poll (): void {
-    if (this.#waiters.length === 0) return
-    if (this.#unaskedSince !== undefined && performance.now() - this.#unaskedSince > MAX_UNASKED_MS) this.#ask()
+    if (this.#thread === undefined) return
+    if (this.#next !== undefined && performance.now() - this.#nextSince > MAX_UNASKED_MS) this.#ask()
+    if (this.#asked.length === 0) return
     const failed = Atomics.load(this.#s, FAILED)
     if (failed !== 0) {
       const code = errnoName(failed)
@@ -179,20 +173,16 @@ export class GroupCommit {
     }
     const synced = Atomics.load(this.#s, SYNCED)
     let n = 0
-    while (n < this.#waiters.length && ((synced - this.#waiters[n]!.seq) | 0) >= 0) this.#waiters[n++]!.resolve()
-    if (n === this.#waiters.length) {
-      this.#waiters = []
-      this.#thread?.unref()
-    } else if (n > 0) {
-      this.#waiters.splice(0, n)
-    }
+    while (n < this.#asked.length && ((synced - this.#asked[n]!.seq) | 0) >= 0) this.#asked[n++]!.writes.resolve()
+    if (n > 0) this.#asked.splice(0, n)
+    if (this.#asked.length === 0 && this.#next === undefined) this.#thread.unref()
   }
 
   /** Waits for every write's fsync, then stops the sync thread (before the WAL handle is closed). */
   async drain (): Promise<void> {
-    while (this.#waiters.length > 0 || this.#running.size > 0 || this.#next !== undefined) {
+    while (this.#asked.length > 0 || this.#running.size > 0 || this.#next !== undefined) {
       // errors already reached the writers that waited for these syncs
-      await Promise.allSettled([...this.#waiters.map((w) => w.promise), ...this.#running, this.#next?.promise])
+      await Promise.allSettled([...this.#asked.map((a) => a.writes.promise), ...this.#running, this.#next?.promise])
     }
     const thread = this.#thread
     if (thread === undefined) return
@@ -207,15 +197,17 @@ export class GroupCommit {
   /** The end of a turn that committed writes: one fsync for all of them. */
   #sync (): void {
     this.#scheduled = false
-    if (this.#thread !== undefined) {
-      this.#ask()
-    } else {
-      this.#threadpoolSync()
-    }
+    if (this.#thread !== undefined) this.#ask()
+    else this.#threadpoolSync()
   }
 
+  /** Hands the writes committed so far to the sync thread's next fsync. */
   #ask (): void {
-    this.#unaskedSince = undefined
+    const writes = this.#next
+    if (writes === undefined) return
+    this.#next = undefined
+    this.#seq = (this.#seq + 1) | 0
+    this.#asked.push({ seq: this.#seq, writes })
     Atomics.store(this.#s, WANTED, this.#seq)
     Atomics.notify(this.#s, WANTED)
   }
@@ -224,10 +216,10 @@ export class GroupCommit {
     // After a failed fsync the kernel may have dropped the dirty pages (Linux "fsyncgate"): nothing
     // written since can be trusted, so the store refuses every later write.
     this.#failed ??= new PeershareError('STORE_UNAVAILABLE', 'the tracker could not write its database to disk', { cause })
-    const waiters = this.#waiters
-    this.#waiters = []
+    const asked = this.#asked
+    this.#asked = []
     this.#thread?.unref()
-    for (const w of waiters) w.reject(this.#failed)
+    for (const a of asked) a.writes.reject(this.#failed)
     this.#next?.reject(this.#failed)
     this.#next = undefined
   }
@@ -237,11 +229,11 @@ export class GroupCommit {
     if (this.#thread === undefined) return // drain() stopped it
     this.poll()
     this.#thread = undefined
-    if (this.#failed !== undefined || this.#waiters.length === 0) return
-    const waiters = this.#waiters
-    this.#waiters = []
+    if (this.#failed !== undefined || this.#asked.length === 0) return
+    const asked = this.#asked
+    this.#asked = []
     this.#next ??= Promise.withResolvers<void>()
-    this.#next.promise.then(() => { for (const w of waiters) w.resolve() }, (err: unknown) => { for (const w of waiters) w.reject(err) })
+    this.#next.promise.then(() => { for (const a of asked) a.writes.resolve() }, (err: unknown) => { for (const a of asked) a.writes.reject(err) })
     this.#threadpoolSync()
   }
 
@@ -250,7 +242,6 @@ export class GroupCommit {
     const covered = this.#next
     if (covered === undefined || this.#running.size >= MAX_THREADPOOL_SYNCS) return // a finishing fsync starts it
     this.#next = undefined
-    covered.promise.catch(() => {})
     const run: Promise<void> = this.#fh.datasync().then(
       () => {
         this.#threadpoolSyncs++

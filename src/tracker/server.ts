@@ -4,6 +4,7 @@
 // presence bookkeeping (which connection holds a client's presence). Knows nothing of the ops' meaning.
 
 import type net from 'node:net'
+import { closeAfterFlush } from '../common/close-after-flush.ts'
 import { PeershareError, toPeershareError } from '../common/errors.ts'
 import { createLog } from '../common/log.ts'
 import {
@@ -368,8 +369,7 @@ class ControlConnection {
     if (this.#ending) return
     log.info('ending connection', { ...this.#logFields, reason })
     this.#ending = true
-    this.#socket.end()
-    setTimeout(() => this.#socket.destroy(), LINGER_MS).unref()
+    closeAfterFlush(this.#socket, LINGER_MS)
   }
 
   #onClose (): void {

@@ -1,0 +1,13 @@
+// Closing a connection without losing what is queued for it: end() lets the queued bytes go out,
+// and a reader that never takes them cannot keep the socket open longer than the linger.
+
+import type { Socket } from 'node:net'
+
+/** Ends `socket` after what is queued; destroys it after `lingerMs` if it has not closed by then. */
+export function closeAfterFlush (socket: Socket, lingerMs: number): void {
+  if (socket.destroyed) return
+  socket.end()
+  const timer = setTimeout(() => socket.destroy(), lingerMs)
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+}
