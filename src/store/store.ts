@@ -1,6 +1,9 @@
 // The tracker's state behind one interface. Implementations: sqlite.ts (embedded, default) and,
 // later, etcd.ts (shared by several trackers). One contract suite (test/store/contract.ts) runs
 // against every implementation. Every method takes { signal } so a caller can bound it in time.
+// Reads (get*, list*, groupAccess, membershipsOf, getPresence) are answered from the store's memory
+// (its replica of the state): they settle without waiting for any I/O, so a caller needs no deadline
+// for them. A tracker makes tens of thousands a second; the contract suite checks that they never wait.
 // Conditional writes are atomic inside the store: uniqueness, accepting a request, leaving a group
 // (ownership transfer, deleting an empty group), registering a share.
 // Records a read returns may be shared with other callers and frozen: read them, never change them.

@@ -416,6 +416,36 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>):
       })
     })
 
+    describe('reads', () => {
+      it('settle without waiting for I/O (callers give them no deadline)', async (t) => {
+        const { store } = await setup(t, open)
+        await store.createUser(user('alice'))
+        await groupWith(store, 'g1', 'alice')
+        await store.addRequest('g1', 'bob', 200)
+        await share(store, 'g1', makeMeta('a.bin'), alice)
+        await store.presenceUp({ clientId: 'ca1', userId: 'alice', peerAddr: '127.0.0.1:4000' })
+        const reads: Array<[string, () => Promise<unknown>]> = [
+          ['getUser', () => store.getUser('alice')],
+          ['getSession', () => store.getSession('0'.repeat(64))],
+          ['getGroup', () => store.getGroup('g1')],
+          ['groupAccess', () => store.groupAccess('g1', 'alice')],
+          ['listGroups', () => store.listGroups()],
+          ['membershipsOf', () => store.membershipsOf('bob')],
+          ['listRequests', () => store.listRequests('g1')],
+          ['listFiles', () => store.listFiles('g1')],
+          ['getFile', () => store.getFile('g1', 'a.bin')],
+          ['getPresence', () => store.getPresence(['ca1'])],
+        ]
+        for (const [name, read] of reads) {
+          // an I/O callback (a socket's reply, a file read) runs after setImmediate's turn at the
+          // earliest; a read that settles first never waited for one
+          const io = new Promise<string>((resolve) => setImmediate(() => resolve('waited')))
+          const settled = await Promise.race([read().then(() => 'settled', () => 'settled'), io])
+          assert.equal(settled, 'settled', `${name} waited past an event-loop turn`)
+        }
+      })
+    })
+
     describe('lifecycle', () => {
       it('rejects a call whose signal is already aborted, without writing', async (t) => {
         const { store } = await setup(t, open)
