@@ -101,7 +101,10 @@ interface Shared {
   tickets: TicketCache
   /** Failed logins per account and address, across connections (a guesser reconnects). */
   loginThrottle: LoginThrottle
-  inFlight: Set<Promise<unknown>>
+  /** Requests running, all connections together (a count, not a set: a Set's churn was old-generation garbage). */
+  running: number
+  /** Made by close() while requests run: resolved when the last one ends. */
+  allDone: PromiseWithResolvers<void> | undefined
   connections: Set<ControlConnection>
   stopping: boolean
 }
@@ -122,7 +125,8 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
     replies: new ReplyCache(),
     tickets: new TicketCache(),
     loginThrottle: new LoginThrottle(),
-    inFlight: new Set(),
+    running: 0,
+    allDone: undefined,
     connections: new Set(),
     stopping: false,
   }
@@ -151,7 +155,10 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
       closing ??= (async () => {
         shared.stopping = true // presence is not durable: closing sockets need not tell the store
         await listener.close()
-        await Promise.allSettled(shared.inFlight)
+        if (shared.running > 0) {
+          shared.allDone = Promise.withResolvers()
+          await shared.allDone.promise
+        }
       })()
       return closing
     },
@@ -171,6 +178,8 @@ class ControlConnection {
   #helloSeen = false
   /** login/resume/logout run one at a time, and other ops wait for them: a pipelined request sees the login before it. */
   #sessionChain: Promise<unknown> = Promise.resolve()
+  /** Session ops in the chain and not yet settled: while there are none, other ops need not wait on it. */
+  #sessionOps = 0
   #paused = false
   #waitingDrain = false
   #ending = false
@@ -285,26 +294,42 @@ class ControlConnection {
     const handler = handlers[req.op] as (ctx: HandlerContext, args: unknown) => Promise<unknown>
     let work: Promise<unknown>
     if (SESSION_OPS.has(req.op)) {
+      this.#sessionOps++
       work = this.#sessionChain.then(() => handler(this.#ctx, req.args))
-      this.#sessionChain = work.catch(() => {})
-    } else if (UNAUTHENTICATED_OPS.has(req.op)) {
-      work = handler(this.#ctx, req.args) // hello changes the state synchronously, before its first await
+      this.#sessionChain = work.then(() => { this.#sessionOps-- }, () => { this.#sessionOps-- })
+    } else if (UNAUTHENTICATED_OPS.has(req.op) || this.#sessionOps === 0) {
+      // hello changes the state synchronously, before its first await; with no session op
+      // pending, waiting for the chain would only cost a promise and a turn of the microtask queue
+      work = handler(this.#ctx, req.args)
     } else {
       work = this.#sessionChain.then(() => handler(this.#ctx, req.args))
     }
     if (this.#state.clientId !== undefined) clearTimeout(this.#helloTimer)
     this.#inFlight++
-    const done = work.then(
-      (result) => result instanceof EncodedResult ? this.#sendParts(encodeResultFrame(req.id, result)) : this.#send({ id: req.id, ok: true, result }),
-      (err: unknown) => this.#fail(req, err),
-    ).finally(() => {
-      this.#inFlight--
-      this.#shared.inFlight.delete(done)
-      // authenticated connections may send big frames (upload_file metadata), others only small ones
-      this.#decoder.maxFrameBytes = this.#state.session === undefined ? MAX_UNAUTH_FRAME_BYTES : MAX_FRAME_BYTES
-      this.#pump()
+    this.#shared.running++
+    work.then((result) => {
+      try {
+        if (result instanceof EncodedResult) this.#sendParts(encodeResultFrame(req.id, result))
+        else this.#send({ id: req.id, ok: true, result })
+      } finally {
+        this.#done()
+      }
+    }, (err: unknown) => {
+      try {
+        this.#fail(req, err)
+      } finally {
+        this.#done()
+      }
     })
-    this.#shared.inFlight.add(done)
+  }
+
+  /** A request's reply is written (or the connection is gone): its slot is free. */
+  #done (): void {
+    this.#inFlight--
+    if (--this.#shared.running === 0) this.#shared.allDone?.resolve()
+    // authenticated connections may send big frames (upload_file metadata), others only small ones
+    this.#decoder.maxFrameBytes = this.#state.session === undefined ? MAX_UNAUTH_FRAME_BYTES : MAX_FRAME_BYTES
+    this.#pump()
   }
 
   #fail (req: ControlRequest, err: unknown): void {
