@@ -39,9 +39,9 @@ export abstract class ReplicaReads {
     return this.replica().groupAccess(groupId, userId)
   }
 
-  async listGroups (opts?: CallOptions): Promise<GroupSummary[]> {
+  async listGroups (opts?: CallOptions): Promise<readonly GroupSummary[]> {
     this.enter(opts)
-    return this.replica().listGroups().slice()
+    return this.replica().listGroups()
   }
 
   async membershipsOf (userId: string, opts?: CallOptions): Promise<{ member: string[], pending: string[] }> {
@@ -49,14 +49,14 @@ export abstract class ReplicaReads {
     return this.replica().membershipsOf(userId)
   }
 
-  async listRequests (groupId: string, opts?: CallOptions): Promise<JoinRequest[]> {
+  async listRequests (groupId: string, opts?: CallOptions): Promise<readonly JoinRequest[]> {
     this.enter(opts)
-    return this.replica().listRequests(groupId).slice()
+    return this.replica().listRequests(groupId)
   }
 
-  async listFiles (groupId: string, opts?: CallOptions): Promise<StoredFile[]> {
+  async listFiles (groupId: string, opts?: CallOptions): Promise<readonly StoredFile[]> {
     this.enter(opts)
-    return this.replica().listFiles(groupId).slice()
+    return this.replica().listFiles(groupId)
   }
 
   async getFile (groupId: string, fileName: string, opts?: CallOptions): Promise<StoredFile | undefined> {

@@ -6,8 +6,10 @@
 // for them. A tracker makes tens of thousands a second; the contract suite checks that they never wait.
 // Conditional writes are atomic inside the store: uniqueness, accepting a request, leaving a group
 // (ownership transfer, deleting an empty group), registering a share.
-// Records a read returns may be shared with other callers and frozen: read them, never change them.
-// Arrays of list methods (listGroups, listFiles, listRequests) are the caller's own to sort.
+// Records and arrays a read returns may be shared with other callers and frozen: read them, never
+// change them (copy a list before sorting it). Nor does the store: a change comes back as a new
+// record or array, and an unchanged list may come back as the same array, which lets a cache of
+// replies (tracker/reply-cache.ts) know it is current in O(1).
 
 import type { FileMeta } from '../protocol/file-meta.ts'
 
@@ -109,13 +111,13 @@ export interface Store {
   getGroup (groupId: string, opts?: CallOptions): Promise<GroupRecord | undefined>
   /** The owner and the user's standing, or undefined when there is no such group. O(1): no member list is read. */
   groupAccess (groupId: string, userId: string, opts?: CallOptions): Promise<GroupAccess | undefined>
-  listGroups (opts?: CallOptions): Promise<GroupSummary[]>
+  listGroups (opts?: CallOptions): Promise<readonly GroupSummary[]>
   /** Group ids the user is a member of, and those it asked to join (in no particular order). */
   membershipsOf (userId: string, opts?: CallOptions): Promise<{ member: string[], pending: string[] }>
 
   /** NOT_FOUND (no group), ALREADY_MEMBER, EXISTS (already requested). */
   addRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void>
-  listRequests (groupId: string, opts?: CallOptions): Promise<JoinRequest[]>
+  listRequests (groupId: string, opts?: CallOptions): Promise<readonly JoinRequest[]>
   /** Atomically turns a pending request into membership. NOT_FOUND when there is no such request. */
   acceptRequest (groupId: string, userId: string, now: number, opts?: CallOptions): Promise<void>
   /** NOT_FOUND when there is no such request. */
@@ -141,7 +143,7 @@ export interface Store {
   /** Reactivates the listed shares of (userId, clientId) that still exist; returns those that do not. */
   reactivateShares (sharer: { userId: string, clientId: string }, shares: Array<{ groupId: string, fileId: string }>,
     opts?: CallOptions): Promise<{ restored: number, gone: Array<{ groupId: string, fileId: string }> }>
-  listFiles (groupId: string, opts?: CallOptions): Promise<StoredFile[]>
+  listFiles (groupId: string, opts?: CallOptions): Promise<readonly StoredFile[]>
   getFile (groupId: string, fileName: string, opts?: CallOptions): Promise<StoredFile | undefined>
 
   presenceUp (presence: Presence, opts?: CallOptions): Promise<void>

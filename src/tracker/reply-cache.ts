@@ -127,6 +127,7 @@ function filePartOf (f: StoredFile): string {
 }
 
 function sameRecords<T> (a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true // an unchanged list is often the very same array (store.ts)
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
@@ -171,7 +172,7 @@ export class ReplyCache {
     }
     const json = Buffer.from(out + ']}', 'utf8')
     if (this.#files.size >= MAX_CACHED_GROUPS && !this.#files.has(groupId)) this.#files.clear()
-    this.#files.set(groupId, { files: files.slice(), clientIds: ids, users: ids.map((id) => presence.get(id)?.userId), json })
+    this.#files.set(groupId, { files, clientIds: ids, users: ids.map((id) => presence.get(id)?.userId), json })
     return new EncodedResult(json)
   }
 
@@ -225,7 +226,7 @@ function groupsEntry (groups: readonly GroupSummary[]): GroupsEntry {
     at += part.length + NONE.length + CLOSE_ROW.length
   }
   chunks.push(Buffer.from(']}'))
-  return { list: groups.slice(), json: Buffer.concat(chunks), index, roleAt, owned }
+  return { list: groups, json: Buffer.concat(chunks), index, roleAt, owned }
 }
 
 const CLOSE_ROW = Buffer.from('}')

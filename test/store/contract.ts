@@ -122,7 +122,7 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>):
         assert.deepEqual(await store.listGroups(), [])
         await groupWith(store, 'g1', 'alice', [['bob', 200], ['carol', 300]])
         await groupWith(store, 'g2', 'bob')
-        const groups = (await store.listGroups()).sort((a, b) => a.groupId.localeCompare(b.groupId))
+        const groups = [...await store.listGroups()].sort((a, b) => a.groupId.localeCompare(b.groupId))
         assert.deepEqual(groups, [
           { groupId: 'g1', owner: 'alice', memberCount: 3 },
           { groupId: 'g2', owner: 'bob', memberCount: 1 },
@@ -334,7 +334,7 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>):
         await share(store, 'g1', big, alice)
         assert.deepEqual((await store.getFile('g1', 'empty'))?.meta, empty)
         assert.deepEqual((await store.getFile('g1', 'big.iso'))?.meta, big)
-        const listed = (await store.listFiles('g1')).sort((a, b) => a.meta.name.localeCompare(b.meta.name))
+        const listed = [...await store.listFiles('g1')].sort((a, b) => a.meta.name.localeCompare(b.meta.name))
         assert.deepEqual(listed.map((f) => [f.fileId, f.meta]), [[fileId(big), big], [fileId(empty), empty]])
       })
 
@@ -502,7 +502,7 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>):
         assert.deepEqual(await again.listGroups(), [{ groupId: 'g1', owner: 'bob', memberCount: 2 }])
         assert.deepEqual(await again.listRequests('g1'), [{ userId: 'dave', requestedAt: 400 }])
         assert.deepEqual(await again.membershipsOf('dave'), { member: [], pending: ['g1'] })
-        const files = (await again.listFiles('g1')).sort((x, y) => x.meta.name.localeCompare(y.meta.name))
+        const files = [...await again.listFiles('g1')].sort((x, y) => x.meta.name.localeCompare(y.meta.name))
         assert.deepEqual(files.map((f) => [f.fileId, f.meta, sharersOf(f)]), [
           [fileId(a), a, [{ ...bob, active: false }]],
           [fileId(b), b, [{ ...bob, active: false }]],
