@@ -207,26 +207,51 @@ export class ReplyCache {
   }
 }
 
+function byGroupId (a: GroupSummary, b: GroupSummary): number {
+  return a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0
+}
+
+function inIdOrder (groups: readonly GroupSummary[]): boolean {
+  for (let i = 1; i < groups.length; i++) if (byGroupId(groups[i - 1]!, groups[i]!) > 0) return false
+  return true
+}
+
+/**
+ * Built again after every group change (a create or a leave changes the list): one string, one
+ * encoding. The replica's list is usually in id order already, so it is checked before it is sorted.
+ */
 function groupsEntry (groups: readonly GroupSummary[]): GroupsEntry {
-  const sorted = groups.slice().sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))
+  const sorted = inIdOrder(groups) ? groups : groups.slice().sort(byGroupId)
   const index = new Map<string, number>()
   const owned = new Map<string, number[]>()
   const roleAt = new Int32Array(sorted.length)
-  const chunks: Buffer[] = [Buffer.from('{"groups":[')]
-  let at = chunks[0]!.length
+  let out = '{"groups":['
   for (let i = 0; i < sorted.length; i++) {
     const g = sorted[i]!
     index.set(g.groupId, i)
     const list = owned.get(g.owner)
     if (list === undefined) owned.set(g.owner, [i])
     else list.push(i)
-    const part = Buffer.from((i === 0 ? '' : ',') + partOf(g), 'utf8')
-    chunks.push(part, NONE, CLOSE_ROW)
-    roleAt[i] = at + part.length
-    at += part.length + NONE.length + CLOSE_ROW.length
+    out += (i === 0 ? '' : ',') + partOf(g)
+    roleAt[i] = out.length
+    out += '"none"}'
   }
-  chunks.push(Buffer.from(']}'))
-  return { list: groups, json: Buffer.concat(chunks), index, roleAt, owned }
+  out += ']}'
+  const json = Buffer.from(out, 'utf8')
+  // roleAt counted UTF-16 units, which are bytes while the text is ASCII (ids always are: names.ts)
+  if (json.length !== out.length) toByteOffsets(out, roleAt)
+  return { list: groups, json, index, roleAt, owned }
+}
+
+/** Turns ascending offsets into `text` into offsets into its UTF-8 bytes, in one pass. */
+function toByteOffsets (text: string, offsets: Int32Array): void {
+  let chars = 0
+  let bytes = 0
+  for (let i = 0; i < offsets.length; i++) {
+    bytes += Buffer.byteLength(text.slice(chars, offsets[i]), 'utf8')
+    chars = offsets[i]!
+    offsets[i] = bytes
+  }
 }
 
 const CLOSE_ROW = Buffer.from('}')
