@@ -28,7 +28,7 @@ import type { Reply } from './load-client.ts'
 import { PIECE_BYTES, SHA1_BYTES, pieceCount } from '../src/protocol/file-meta.ts'
 import { loadOrCreateIdentity } from '../src/security/identity.ts'
 import type { Identity } from '../src/security/identity.ts'
-import { percentile } from './stats.ts'
+import { LatencyHistogram } from './stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -168,8 +168,8 @@ function nextRequest (w: Worker, i: number): [string, Record<string, unknown>] {
 
 async function run (workers: Worker[]): Promise<void> {
   for (const w of workers) w.conn.skipResults = true // the mix never reads a result
-  const latencies: number[] = []
-  const byOp = new Map<string, number[]>()
+  const all = new LatencyHistogram()
+  const byOp = new Map<string, LatencyHistogram>()
   const errors: Record<string, number> = {}
   let measuring = false
   let stop = false
@@ -196,10 +196,10 @@ async function run (workers: Worker[]): Promise<void> {
         if (reply.error?.code === 'CLOSED') return
       }
       if (measuring) {
-        latencies.push(dt)
+        all.record(dt)
         let mine = byOp.get(op)
-        if (mine === undefined) byOp.set(op, mine = [])
-        mine.push(dt)
+        if (mine === undefined) byOp.set(op, mine = new LatencyHistogram())
+        mine.record(dt)
       }
     }
   })
@@ -213,20 +213,16 @@ async function run (workers: Worker[]): Promise<void> {
   process.stdout.write('measured\n')
   const elapsed = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
-  const count = latencies.length
+  const count = all.count
   stop = true
   await Promise.all(loops)
-  const sorted = Float64Array.from(latencies).sort()
   process.stdout.write(JSON.stringify({
     connections: n, requests: count, seconds: elapsed, rps: count / elapsed, ...(rate === undefined ? {} : { rate }),
     // the load generator shares the machine's cores with the tracker: its own share of them
     loadCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
-    p50ms: percentile(sorted, 50), p99ms: percentile(sorted, 99), maxms: sorted[count - 1] ?? NaN, errors,
+    p50ms: all.percentileMs(50), p99ms: all.percentileMs(99), maxms: count === 0 ? NaN : all.maxMs, errors,
     // which operations make the tail: each one's share of the requests, its p50 and p99
-    ops: Object.fromEntries([...byOp].map(([op, xs]) => {
-      const s = Float64Array.from(xs).sort()
-      return [op, { share: xs.length / count, p50ms: percentile(s, 50), p99ms: percentile(s, 99) }]
-    })),
+    ops: Object.fromEntries([...byOp].map(([op, h]) => [op, { share: h.count / count, p50ms: h.percentileMs(50), p99ms: h.percentileMs(99) }])),
   }) + '\n')
 }
 
