@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 /** Ends `socket` after what is queued; destroys it after `lingerMs` if it has not closed by then. */
 export function closeAfterFlush (socket: Socket, lingerMs: number): void {
   if (socket.destroyed) return
-  socket.end()
+  if (!socket.writableEnded) socket.end() // a second end() only makes an error object (with its stack)
   const timer = setTimeout(() => socket.destroy(), lingerMs)
   timer.unref()
   socket.once('close', () => clearTimeout(timer))
