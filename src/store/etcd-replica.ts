@@ -47,11 +47,13 @@ interface State {
   model: MemoryModel
   heads: Map<string, GroupHead>
   presence: Map<string, Presence>
+  /** Counts the changes to `presence` (Store.presenceVersion); a rebuilt state starts past the old one's. */
+  presenceVersion: number
   /** groupId → its file ids: the model's own lookup builds a view, too slow per share event */
   files: Map<string, Set<string>>
 }
 
-const emptyState = (): State => ({ model: new MemoryModel(), heads: new Map(), presence: new Map(), files: new Map() })
+const emptyState = (): State => ({ model: new MemoryModel(), heads: new Map(), presence: new Map(), presenceVersion: 0, files: new Map() })
 
 /** Load order of a fresh listing: parents before children (the model requires it). */
 const LOAD_ORDER: ReadonlyArray<ParsedKey['kind']> = ['user', 'session', 'group', 'member', 'request', 'file', 'share', 'presence', 'sync']
@@ -76,6 +78,7 @@ export class Replica {
   get model (): MemoryModel { return this.#state.model }
   get heads (): ReadonlyMap<string, GroupHead> { return this.#state.heads }
   get presence (): ReadonlyMap<string, Presence> { return this.#state.presence }
+  get presenceVersion (): number { return this.#state.presenceVersion }
   get revision (): number { return this.#revision }
 
   /** The first list and watch; STORE_UNAVAILABLE when etcd does not answer within `ms`. */
@@ -141,6 +144,7 @@ export class Replica {
     }
     parsed.sort((a, b) => LOAD_ORDER.indexOf(a[0].kind) - LOAD_ORDER.indexOf(b[0].kind))
     for (const [key, kv] of parsed) applyPut(state, key, kv)
+    state.presenceVersion += this.#state.presenceVersion + 1 // never a value the old state had
     this.#state = state
     this.#advance(revision)
     log.info('replica loaded', { revision, ...state.model.counts, presences: state.presence.size })
@@ -313,6 +317,7 @@ function applyPut (s: State, key: ParsedKey, kv: IKeyValue): void {
       const v = decodePresence(text)
       if (v === undefined) return bad()
       s.presence.set(key.clientId, Object.freeze({ clientId: key.clientId, userId: v.userId, peerAddr: v.peerAddr }))
+      s.presenceVersion++
       return
     }
     case 'sync': return
@@ -336,7 +341,7 @@ function applyDelete (s: State, key: ParsedKey): void {
       s.files.get(key.groupId)?.delete(key.fileId)
       return
     case 'share': { m.deleteShare(key.groupId, key.fileId, { userId: key.userId, clientId: key.clientId }); return }
-    case 'presence': { s.presence.delete(key.clientId); return }
+    case 'presence': { if (s.presence.delete(key.clientId)) s.presenceVersion++; return }
     case 'sync': return
   }
 }

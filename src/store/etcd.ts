@@ -344,6 +344,10 @@ export class EtcdStore extends ReplicaReads implements Store {
     return this.#presence.get(clientIds)
   }
 
+  presenceVersion (): number {
+    return this.#replica.presenceVersion
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   get #model (): MemoryModel {

@@ -127,6 +127,7 @@ export class SqliteStore extends ReplicaReads implements Store {
   /** Model changes of the transaction under way: applied after its COMMIT, dropped on ROLLBACK. */
   readonly #staged: Array<() => void> = []
   readonly #presence = new Map<string, Presence>()
+  #presenceVersion = 0
   #closing: Promise<void> | undefined
 
   /** Use openSqliteStore. */
@@ -336,11 +337,16 @@ export class SqliteStore extends ReplicaReads implements Store {
   async presenceUp (presence: Presence, opts?: CallOptions): Promise<void> {
     this.enter(opts)
     this.#presence.set(presence.clientId, Object.freeze({ ...presence }))
+    this.#presenceVersion++
   }
 
   async presenceDown (clientId: string, opts?: CallOptions): Promise<void> {
     this.enter(opts)
-    this.#presence.delete(clientId)
+    if (this.#presence.delete(clientId)) this.#presenceVersion++
+  }
+
+  presenceVersion (): number {
+    return this.#presenceVersion
   }
 
   async getPresence (clientIds: readonly string[], opts?: CallOptions): Promise<Map<string, Presence>> {

@@ -150,4 +150,11 @@ export interface Store {
   presenceDown (clientId: string, opts?: CallOptions): Promise<void>
   /** The presences of the given clients that are connected now. */
   getPresence (clientIds: readonly string[], opts?: CallOptions): Promise<Map<string, Presence>>
+  /**
+   * A number that changes whenever some client's presence changes (here or, with etcd, through
+   * another tracker or a lease's expiry), and may change when none did: while it stays the same,
+   * getPresence answers the same. O(1) and synchronous: the tracker checks it at every list_files
+   * instead of asking for the presence of every sharer of the group.
+   */
+  presenceVersion (): number
 }

@@ -247,7 +247,7 @@ const listFiles: Handler<'list_files'> = async (ctx, args) => {
   const userId = userOf(ctx)
   requireMemberAccess(await accessOf(ctx, args.groupId, userId))
   const files = await ctx.store.listFiles(args.groupId)
-  return await ctx.replies.listFiles(args.groupId, files, (clientIds) => ctx.store.getPresence(clientIds))
+  return await ctx.replies.listFiles(args.groupId, files, ctx.store.presenceVersion(), (clientIds) => ctx.store.getPresence(clientIds))
 }
 
 const uploadFile: Handler<'upload_file'> = async (ctx, args) => {

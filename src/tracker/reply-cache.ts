@@ -6,7 +6,8 @@
 // reused only while the store hands out the same things. This works with any Store because a
 // StoredFile or GroupSummary it hands out is never changed (a change comes back as a new record,
 // store.ts), so comparing records by identity is exact and cheap; presence, which has no records,
-// is compared by value (the user each sharing client is logged in as, all a listing depends on).
+// is compared by value (the user each sharing client is logged in as, all a listing depends on),
+// and only once the store's presence version has moved since the reply was last checked.
 //
 //   list_files:  per group: the file records + the sharing clients' users → the whole result JSON.
 //   list_groups: the group list changes with every create/leave, and roles differ per user, so a
@@ -51,6 +52,8 @@ interface FilesEntry {
   /** Clients with an active share in the group, and the user each was logged in as (undefined: offline). */
   clientIds: string[]
   users: Array<string | undefined>
+  /** The store's presenceVersion when `users` was last found current. */
+  presenceVersion: number
   json: Buffer
 }
 
@@ -147,16 +150,18 @@ export class ReplyCache {
   }
 
   /**
-   * The list_files result for `files` (the group's records from the store), as JSON. `presenceOf`
-   * is asked about the clients with an active share, every time: who is online changes without
-   * any record changing.
+   * The list_files result for `files` (the group's records from the store), as JSON. Who is online
+   * changes without any record changing: once the store's `presenceVersion` (read before
+   * `presenceOf` is asked) has moved, `presenceOf` is asked about the clients with an active share.
    */
-  async listFiles (groupId: string, files: readonly StoredFile[],
+  async listFiles (groupId: string, files: readonly StoredFile[], presenceVersion: number,
     presenceOf: (clientIds: string[]) => Promise<Map<string, Presence>>): Promise<EncodedResult> {
     const cached = this.#files.get(groupId)
     if (cached !== undefined && sameRecords(cached.files, files)) {
-      const presence = cached.clientIds.length === 0 ? undefined : await presenceOf(cached.clientIds)
-      if (presence === undefined || cached.clientIds.every((id, i) => presence.get(id)?.userId === cached.users[i])) {
+      if (cached.presenceVersion === presenceVersion || cached.clientIds.length === 0) return new EncodedResult(cached.json)
+      const presence = await presenceOf(cached.clientIds)
+      if (cached.clientIds.every((id, i) => presence.get(id)?.userId === cached.users[i])) {
+        cached.presenceVersion = presenceVersion
         return new EncodedResult(cached.json)
       }
     }
@@ -172,7 +177,7 @@ export class ReplyCache {
     }
     const json = Buffer.from(out + ']}', 'utf8')
     if (this.#files.size >= MAX_CACHED_GROUPS && !this.#files.has(groupId)) this.#files.clear()
-    this.#files.set(groupId, { files, clientIds: ids, users: ids.map((id) => presence.get(id)?.userId), json })
+    this.#files.set(groupId, { files, clientIds: ids, users: ids.map((id) => presence.get(id)?.userId), presenceVersion, json })
     return new EncodedResult(json)
   }
 

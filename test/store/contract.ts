@@ -414,6 +414,25 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>):
         assert.deepEqual([...(await store.getPresence(['c1', 'c2'])).keys()], ['c2'])
         assert.equal((await store.getPresence([])).size, 0)
       })
+
+      it('has a version that moves with every change of presence', async (t) => {
+        const { store } = await setup(t, open)
+        const seen = [store.presenceVersion()]
+        const moved = (what: string): void => {
+          const v = store.presenceVersion()
+          assert.ok(!seen.includes(v), `${what}: the version ${v} was seen before`)
+          seen.push(v)
+        }
+        await store.presenceUp({ clientId: 'c1', userId: 'alice', peerAddr: '127.0.0.1:4000' })
+        moved('a client came')
+        await store.presenceUp({ clientId: 'c1', userId: 'bob', peerAddr: '127.0.0.1:4000' })
+        moved('the same client, as another user')
+        await store.getPresence(['c1'])
+        await store.listGroups()
+        assert.equal(store.presenceVersion(), seen.at(-1), 'reads do not move it')
+        await store.presenceDown('c1')
+        moved('the client left')
+      })
     })
 
     describe('reads', () => {

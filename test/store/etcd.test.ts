@@ -117,8 +117,10 @@ describe('etcd store: two trackers on one cluster', () => {
     assert.deepEqual(await b.leaveGroup('g1', 'alice'), { newOwner: 'bob', groupDeleted: false })
     // a read through the other tracker follows its watch (a write there would wait for it)
     await waitFor(async () => ((await a.groupAccess('g1', 'bob'))?.owner === 'bob' ? true : undefined), 'the new owner through a')
+    const versionBefore = b.presenceVersion()
     await a.presenceUp({ clientId: 'cb1', userId: 'bob', peerAddr: '127.0.0.1:7000' })
     await waitFor(async () => ((await b.getPresence(['cb1'])).get('cb1')), 'the presence through the other store')
+    assert.notEqual(b.presenceVersion(), versionBefore, 'a presence seen through the watch moves the version (reply caches rely on it)')
   })
 
   it('racing createUser and createGroup through both: exactly one winner each round', async (t) => {

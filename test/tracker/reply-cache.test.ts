@@ -18,10 +18,11 @@ function file (name: string, sharers: Array<[string, string, boolean]>): StoredF
   })
 }
 
-/** Presence as a store reports it, from a table the test changes. */
-function presence (online: Record<string, string>): { calls: number, of: (ids: string[]) => Promise<Map<string, Presence>> } {
+/** Presence as a store reports it, from a table the test changes (bumping `version` when it does). */
+function presence (online: Record<string, string>): { calls: number, version: number, of: (ids: string[]) => Promise<Map<string, Presence>> } {
   const p = {
     calls: 0,
+    version: 0,
     of: async (ids: string[]) => {
       p.calls++
       const out = new Map<string, Presence>()
@@ -44,7 +45,7 @@ describe('ReplyCache.listFiles', () => {
       file('a.bin', [['amy', 'a1', false], ['cat', 'c1', true]]),
     ]
     const online = { a1: 'amy', a2: 'amy', b1: 'bob', c1: 'someone-else' }
-    const got = await new ReplyCache().listFiles('g1', files, presence(online).of)
+    const got = await new ReplyCache().listFiles('g1', files, 0, presence(online).of)
     const want = { groupId: 'g1', files: await fileListings(files, presence(online).of) }
     assert.equal(got.json.toString('utf8'), JSON.stringify(want))
   })
@@ -54,33 +55,41 @@ describe('ReplyCache.listFiles', () => {
     const online: Record<string, string> = { a1: 'amy' }
     const p = presence(online)
     const files = [file('a.bin', [['amy', 'a1', true]]), file('b.bin', [['bob', 'b1', true]])]
-    const first = await cache.listFiles('g1', files, p.of)
-    const again = await cache.listFiles('g1', files.slice(), p.of) // a store hands out a fresh array
+    const first = await cache.listFiles('g1', files, p.version, p.of)
+    const again = await cache.listFiles('g1', files.slice(), p.version, p.of) // a store hands out a fresh array
     assert.equal(again.json, first.json)
-    assert.equal(p.calls, 2) // presence is asked every time: it changes without any record changing
+    assert.equal(p.calls, 1) // nobody's presence changed (the same version): not asked again
+
+    online.z9 = 'zed' // someone else connects: asked once, and the reply still holds
+    p.version++
+    assert.equal((await cache.listFiles('g1', files, p.version, p.of)).json, first.json)
+    assert.equal((await cache.listFiles('g1', files, p.version, p.of)).json, first.json)
+    assert.equal(p.calls, 2)
 
     online.b1 = 'bob' // bob connects
-    const bobOnline = await cache.listFiles('g1', files, p.of)
+    p.version++
+    const bobOnline = await cache.listFiles('g1', files, p.version, p.of)
     assert.notEqual(bobOnline.json, first.json)
     assert.deepEqual((parse(bobOnline) as { files: Array<{ sharersOnline: number }> }).files.map((f) => f.sharersOnline), [1, 1])
 
     online.b1 = 'mallory' // the same client, logged in as someone else: bob is not online
-    assert.deepEqual((parse(await cache.listFiles('g1', files, p.of)) as { files: Array<{ sharersOnline: number }> }).files.map((f) => f.sharersOnline), [1, 0])
+    p.version++
+    assert.deepEqual((parse(await cache.listFiles('g1', files, p.version, p.of)) as { files: Array<{ sharersOnline: number }> }).files.map((f) => f.sharersOnline), [1, 0])
 
     const changed = [files[0]!, file('b.bin', [['bob', 'b1', true], ['cat', 'c1', true]])] // a new record for b.bin
-    const after = parse(await cache.listFiles('g1', changed, p.of)) as { files: Array<{ sharers: string[] }> }
+    const after = parse(await cache.listFiles('g1', changed, p.version, p.of)) as { files: Array<{ sharers: string[] }> }
     assert.deepEqual(after.files[1]!.sharers, ['bob', 'cat'])
-    assert.deepEqual(parse(await cache.listFiles('g1', [files[0]!], p.of)), { groupId: 'g1', files: [{ name: 'a.bin', fileId: files[0]!.fileId, size: 10, sharers: ['amy'], sharersOnline: 1 }] })
+    assert.deepEqual(parse(await cache.listFiles('g1', [files[0]!], p.version, p.of)), { groupId: 'g1', files: [{ name: 'a.bin', fileId: files[0]!.fileId, size: 10, sharers: ['amy'], sharersOnline: 1 }] })
   })
 
   it('keeps groups apart, asks no presence when no share is active, and stays bounded', async () => {
     const cache = new ReplyCache()
     const p = presence({})
-    assert.deepEqual(parse(await cache.listFiles('g1', [], p.of)), { groupId: 'g1', files: [] })
-    assert.deepEqual(parse(await cache.listFiles('g2', [file('x.bin', [['amy', 'a1', false]])], p.of)),
+    assert.deepEqual(parse(await cache.listFiles('g1', [], p.version, p.of)), { groupId: 'g1', files: [] })
+    assert.deepEqual(parse(await cache.listFiles('g2', [file('x.bin', [['amy', 'a1', false]])], p.version, p.of)),
       { groupId: 'g2', files: [{ name: 'x.bin', fileId: file('x.bin', []).fileId, size: 10, sharers: ['amy'], sharersOnline: 0 }] })
     assert.equal(p.calls, 0)
-    for (let i = 0; i < MAX_CACHED_GROUPS + 10; i++) await cache.listFiles(`g${i}`, [], p.of)
+    for (let i = 0; i < MAX_CACHED_GROUPS + 10; i++) await cache.listFiles(`g${i}`, [], p.version, p.of)
     assert.ok(cache.size <= MAX_CACHED_GROUPS)
   })
 })
