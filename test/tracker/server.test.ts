@@ -273,6 +273,50 @@ test('past the per-connection queue, requests get BUSY and the connection keeps 
   assert.deepEqual(await c.call('ping'), {})
 })
 
+test('requests pipelined around login and logout see them in order', async (t) => {
+  const port = await inProcess(t)
+  const c = await connectRaw(port)
+  t.after(() => c.close())
+  await c.hello()
+  await c.call('create_user', { userId: 'ordered', password: 'pw' })
+  const frame = (id: number, op: string, args: Record<string, unknown> = {}): Buffer =>
+    encodeFrame(Buffer.from(JSON.stringify({ id, op, args })))
+  // one write: login (a scrypt hash, slow) is still running when the frames after it are decoded
+  c.sendRaw(Buffer.concat([
+    frame(1, 'list_groups'),
+    frame(2, 'login', { userId: 'ordered', password: 'pw' }),
+    frame(3, 'list_groups'),
+    frame(4, 'create_group', { groupId: 'ordered-g' }),
+    frame(5, 'logout'),
+    frame(6, 'list_groups'),
+  ]))
+  const [before, login, during, created, logout, after] = await Promise.all([1, 2, 3, 4, 5, 6].map((id) => c.response(id)))
+  assert.equal(errorOf(before!).code, 'NOT_LOGGED_IN')
+  assert.equal(login!.ok, true)
+  assert.equal(during!.ok, true, 'the request after login waited for it')
+  assert.equal(created!.ok, true)
+  assert.equal(logout!.ok, true)
+  assert.equal(errorOf(after!).code, 'NOT_LOGGED_IN', 'the request after logout waited for it')
+  // and with no session op pending, requests run at once again
+  await c.call('login', { userId: 'ordered', password: 'pw' })
+  assert.equal((await c.call('list_groups') as { groups: unknown[] }).groups.length, 1)
+})
+
+test('close() waits for the requests still running', async (t) => {
+  const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
+  defer(t, () => store.close())
+  const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() } })
+  const c = await connectRaw(server.address.port)
+  await c.hello()
+  // a scrypt hash: still running below; its reply may or may not go out before the socket closes
+  const creating = c.request('create_user', { userId: 'closing', password: 'pw' }).catch(() => undefined)
+  await waitFor(async () => (server.stats().inFlight > 0 ? true : undefined), 'the request to start')
+  await server.close()
+  assert.equal(server.stats().inFlight, 0)
+  assert.ok((await store.getUser('closing')) !== undefined, 'the running request finished before close() returned')
+  await creating
+})
+
 test('close() ends every connection and the listener', async (t) => {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   defer(t, () => store.close())
