@@ -19,6 +19,7 @@ import { loadOrCreateIdentity } from '../security/identity.ts'
 import { loadOrCreateTicketKey } from '../security/ticket-key.ts'
 import { startTrackerServer } from './server.ts'
 import { capYoungGeneration } from '../common/young-gen.ts'
+import { spaceOutMajorGcs } from './major-gc.ts'
 
 const log = createLog('tracker')
 
@@ -172,6 +173,7 @@ async function serve (config: TrackerConfig): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   capYoungGeneration() // process-wide: set by the process's own entry (young-gen.ts)
+  spaceOutMajorGcs() // the tracker only: fewer pauses of its one JS thread (major-gc.ts)
   try {
     const server = await startTrackerServer({
       store,
