@@ -302,12 +302,18 @@ test('requests pipelined around login and logout see them in order', async (t) =
   assert.equal((await c.call('list_groups') as { groups: unknown[] }).groups.length, 1)
 })
 
-test('close() waits for the requests still running', async (t) => {
+/** A server the test closes itself, its store, and one client past hello. */
+async function serverAndClient (t: TestContext) {
   const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
   defer(t, () => store.close())
   const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() } })
   const c = await connectRaw(server.address.port)
   await c.hello()
+  return { store, server, c }
+}
+
+test('close() waits for the requests still running', async (t) => {
+  const { store, server, c } = await serverAndClient(t)
   // a scrypt hash: still running below; its reply may or may not go out before the socket closes
   const creating = c.request('create_user', { userId: 'closing', password: 'pw' }).catch(() => undefined)
   await waitFor(async () => (server.stats().inFlight > 0 ? true : undefined), 'the request to start')
@@ -318,11 +324,7 @@ test('close() waits for the requests still running', async (t) => {
 })
 
 test('close() ends every connection and the listener', async (t) => {
-  const store = await openSqliteStore(join(await tmpDir(t), 'tracker.sqlite'))
-  defer(t, () => store.close())
-  const server = await startTrackerServer({ store, trackerNo: 1, host: '127.0.0.1', port: 0, tls: { identity: await testIdentity() } })
-  const c = await connectRaw(server.address.port)
-  await c.hello()
+  const { server, c } = await serverAndClient(t)
   await server.close()
   await c.closed
   await assert.rejects(connectRaw(server.address.port), /ECONNREFUSED/)
