@@ -42,7 +42,7 @@ const WANTED = 0
 const SYNCED = 1
 /** 0, or the errno (positive) of a failed fdatasync (sync thread writes). */
 const FAILED = 2
-/** 1: the sync thread ends (main thread writes). */
+/** 1: the sync thread ends (main thread writes, then moves WANTED to wake it). */
 const STOP = 3
 /** fdatasync calls completed (sync thread writes). */
 const SYNCS = 4
@@ -54,8 +54,10 @@ const { fdatasyncSync } = require('node:fs')
 const s = new Int32Array(workerData.shared)
 let synced = 0
 for (;;) {
-  if (Atomics.load(s, ${STOP}) === 1) break
+  // WANTED first, then STOP: a stop moves WANTED too (drain), so a stop that comes after this check
+  // makes the wait below return at once instead of being lost
   const wanted = Atomics.load(s, ${WANTED})
+  if (Atomics.load(s, ${STOP}) === 1) break
   if (wanted === synced) { Atomics.wait(s, ${WANTED}, wanted); continue }
   try {
     fdatasyncSync(workerData.fd)
@@ -189,7 +191,10 @@ export class GroupCommit {
     this.#thread = undefined
     const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()))
     thread.ref() // a close() awaiting it must keep the process alive until it is done
+    // STOP, then a move of WANTED: a thread between its checks and its wait would sleep through a
+    // notify alone (a lost wake-up that once hung close() for good); the move makes its wait return
     Atomics.store(this.#s, STOP, 1)
+    Atomics.add(this.#s, WANTED, 1)
     Atomics.notify(this.#s, WANTED)
     await exited
   }

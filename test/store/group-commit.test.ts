@@ -100,3 +100,20 @@ it('with the sync thread, a write in a turn that never ends has its fsync asked 
   for (let i = 0; i < 10 && !acked; i++) await null // microtasks only
   assert.equal(acked, true)
 })
+
+it('with the sync thread, drain() right after an fsync is reported always stops the thread', async (t) => {
+  // The thread goes back to waiting right after it reports an fsync. A stop asked for in that window
+  // (the store closing right after its last write) once reached a thread not yet waiting, and was lost:
+  // close() then waited for the thread forever. Spinning on poll() puts the stop right in that window.
+  const fh = await walFile(t)
+  for (let i = 0; i < 200; i++) {
+    const gc = new GroupCommit(fh)
+    const acked = gc.durable()
+    while (gc.stats.syncs === 0) gc.poll() // one long turn: sees the fsync the moment it is reported
+    gc.poll()
+    const stopped = gc.drain().then(() => true) // no fsync pending: asks the thread to stop at once
+    await acked
+    const timeout = new Promise<boolean>((resolve) => { const timer = setTimeout(resolve, 10_000, false); void stopped.then(() => clearTimeout(timer)) })
+    assert.equal(await Promise.race([stopped, timeout]), true, `drain ${i} did not return within 10 s`)
+  }
+})
