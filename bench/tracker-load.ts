@@ -220,7 +220,7 @@ async function run (workers: Worker[]): Promise<void> {
     connections: n, requests: count, seconds: elapsed, rps: count / elapsed, ...(rate === undefined ? {} : { rate }),
     // the load generator shares the machine's cores with the tracker: its own share of them
     loadCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
-    p50ms: all.percentileMs(50), p99ms: all.percentileMs(99), maxms: count === 0 ? NaN : all.maxMs, errors,
+    p50ms: all.percentileMs(50), p99ms: all.percentileMs(99), maxms: all.percentileMs(100), errors,
     // which operations make the tail: each one's share of the requests, its p50 and p99
     ops: Object.fromEntries([...byOp].map(([op, h]) => [op, { share: h.count / count, p50ms: h.percentileMs(50), p99ms: h.percentileMs(99) }])),
   }) + '\n')

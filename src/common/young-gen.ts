@@ -38,10 +38,9 @@ function newSpaceBytes (): number {
   return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
 }
 
-/** True when the process was started with its own young-generation sizing (command line or NODE_OPTIONS). */
-function sizedAtStart (): boolean {
-  const flags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
-  return /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor|--max[-_]heap[-_]size/.test(flags)
+/** True when the process was started with a flag `flag` matches (command line or NODE_OPTIONS): its own heap sizing, left alone. */
+export function startedWith (flag: RegExp): boolean {
+  return flag.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
 }
 
 function setFactor (factor: number): void {
@@ -56,7 +55,7 @@ function setFactor (factor: number): void {
  * calls do nothing). Returns a function that stops watching and gives V8 its own factor back (tests).
  */
 export function capYoungGeneration (capBytes = YOUNG_GEN_CAP_BYTES): () => void {
-  if (watching || sizedAtStart()) return () => {}
+  if (watching || startedWith(/--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor|--max[-_]heap[-_]size/)) return () => {}
   watching = true
   // grow only while one more doubling stays within the cap (the bench saw 16 → 32 MiB with ">= cap")
   const adjust = (): void => setFactor(newSpaceBytes() * DEFAULT_GROWTH_FACTOR > capBytes ? 1 : DEFAULT_GROWTH_FACTOR)

@@ -132,7 +132,6 @@ export class GroupCommit {
    * stops the waiting: the write itself is committed and will most likely become durable.
    */
   async durable (signal?: AbortSignal): Promise<void> {
-    this.poll()
     if (this.#failed !== undefined) throw this.#failed
     this.#waits++
     if (this.#next === undefined) {
@@ -161,7 +160,8 @@ export class GroupCommit {
   /**
    * Acknowledges the writes whose fsync has completed, and asks for one for writes that waited
    * MAX_UNASKED_MS. A clock read and two atomic loads while writes wait, nothing otherwise: the store
-   * calls it at every call, which is how a busy event loop learns of an fsync without a turn.
+   * calls it at every call (a write's included, just before its durable()), which is how a busy
+   * event loop learns of an fsync without a turn.
    */
   poll (): void {
     if (this.#thread === undefined) return

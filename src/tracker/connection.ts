@@ -123,7 +123,6 @@ export class ControlConnection {
     log.debug('connected', this.#logFields)
   }
 
-  get inFlight (): number { return this.#inFlight }
   get queued (): number { return this.#queue.length }
   get unreadReplyBytes (): number { return this.#closed ? 0 : this.#socket.writableLength }
 

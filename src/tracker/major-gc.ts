@@ -10,14 +10,14 @@
 // is what its own bench measures).
 
 import v8 from 'node:v8'
+import { startedWith } from '../common/young-gen.ts'
 
 /** The old generation may grow to (1 + this/100) × its live size before the next major GC. */
 export const HEAP_GROWING_PERCENT = 300
 
 /** Sets the growth factor process-wide, unless the process was started with its own. Returns whether it set it. */
 export function spaceOutMajorGcs (): boolean {
-  // (V8 flags cannot come through NODE_OPTIONS: only the command line can carry one)
-  if (process.execArgv.some((a) => /^--heap[-_]growing[-_]percent/.test(a))) return false
+  if (startedWith(/--heap[-_]growing[-_]percent/)) return false
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
   return true
 }

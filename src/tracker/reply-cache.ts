@@ -70,7 +70,8 @@ interface GroupsEntry {
   owned: Map<string, number[]>
 }
 
-const NONE = Buffer.from('"none"')
+const NONE_JSON = '"none"'
+const NONE = Buffer.from(NONE_JSON)
 const ROLE_JSON: Record<Exclude<GroupListing['role'], 'none'>, Buffer> = {
   owner: Buffer.from('"owner"'),
   member: Buffer.from('"member"'),
@@ -239,7 +240,7 @@ function groupsEntry (groups: readonly GroupSummary[]): GroupsEntry {
     else list.push(i)
     out += (i === 0 ? '' : ',') + partOf(g)
     roleAt[i] = out.length
-    out += '"none"}'
+    out += NONE_JSON + '}'
   }
   out += ']}'
   const json = Buffer.from(out, 'utf8')

@@ -37,7 +37,7 @@ export interface TrackerServerOptions {
 
 export interface TrackerServerStats {
   connections: number
-  /** Requests running now, all connections together. */
+  /** Requests running now, all connections together (those of connections already closed included). */
   inFlight: number
   /** Requests decoded and waiting for a slot, all connections together. */
   queued: number
@@ -87,9 +87,8 @@ export async function startTrackerServer (opts: TrackerServerOptions): Promise<T
   return {
     address: listener.address,
     stats () {
-      const out: TrackerServerStats = { connections: shared.connections.size, inFlight: 0, queued: 0, unreadReplyBytes: 0 }
+      const out: TrackerServerStats = { connections: shared.connections.size, inFlight: shared.running, queued: 0, unreadReplyBytes: 0 }
       for (const c of shared.connections) {
-        out.inFlight += c.inFlight
         out.queued += c.queued
         out.unreadReplyBytes += c.unreadReplyBytes
       }
